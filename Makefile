@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: setup demo test report lint clean
+
+$(BIN)/liverseg: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU build of torch first, so that the package's pin takes it instead of a CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/liverseg
+
+# The whole DAG on the synthetic cohort, then the HTML report.
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --report results/report.html
+
+test: setup
+	$(BIN)/python -m pytest -ra
+
+lint: setup
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+
+clean:
+	rm -rf results .snakemake

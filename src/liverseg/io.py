@@ -1,0 +1,89 @@
+"""File input and output shared by every stage.
+
+Two conventions live here: volumes are loaded in a canonical (RAS+) orientation, which
+puts the slice axis of a transverse acquisition last; and every file is written under a
+temporary name in its destination folder and renamed, so a killed job never leaves a
+half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+
+from .errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` on success.
+
+    The temporary name keeps the final suffix (".nii.gz", ".png", ...) so that
+    libraries that choose a format from the suffix behave as for the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_table(path: str | os.PathLike, frame) -> None:
+    """A pandas DataFrame as TSV, NaN written as `NaN`."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, na_rep="NaN")
+
+
+def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
+    """Load a NIfTI image reoriented to the closest canonical (RAS+) orientation.
+
+    Raises InputError naming the file when it is missing or cannot be decoded.
+    The voxel data are read here, so a truncated .nii.gz fails now, not later.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        img = nib.as_closest_canonical(img)
+        img.get_fdata(dtype=np.float32)  # force decoding: catches truncated gzip streams
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
+    return img
+
+
+def spacing_of(img: nib.Nifti1Image) -> tuple[float, float, float]:
+    return tuple(float(s) for s in img.header.get_zooms()[:3])
+
+
+def save_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dtype=None) -> None:
+    """Write `data` with `affine` atomically; the header dtype follows `dtype`."""
+    data = np.asarray(data if dtype is None else data.astype(dtype))
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(data.dtype)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))

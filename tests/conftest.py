@@ -1,0 +1,47 @@
+"""Shared fixtures: small cohorts in the ATLAS layout, written as real NIfTI files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+ATLAS_PHASES = ["arterial"] * 9 + ["portal"] * 3 + ["delayed"] * 2 + ["unkown"] + ["no contrast agent"]
+
+
+def write_pair(root: Path, n: int, image: np.ndarray, label: np.ndarray, affine: np.ndarray, label_affine=None) -> None:
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(image, affine), str(root / "imagesTr" / f"im{n}.nii.gz"))
+    nib.save(nib.Nifti1Image(label, affine if label_affine is None else label_affine), str(root / "labelsTr" / f"lb{n}.nii.gz"))
+
+
+def phantom(shape=(40, 40, 12), seed=0):
+    """A box 'liver' with one small 'tumour', and a noisy image brighter in the liver."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros(shape, np.uint8)
+    label[10:30, 8:28, 2:10] = 1
+    label[15:18, 15:19, 4:6] = 2
+    image = (rng.normal(100, 10, shape) + 50 * (label > 0)).astype(np.float32)
+    return image, label
+
+
+def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number") -> Path:
+    """A valid cohort in the official layout; returns the root folder."""
+    info = {}
+    for i in range(n_subjects):
+        image, label = phantom(seed=i)
+        affine = np.diag([0.8 + 0.02 * i, 0.8 + 0.02 * i, 3.0, 1.0])
+        write_pair(root, i, image, label, affine)
+        key = str(i) if key_style == "number" else f"im{i}"
+        info[key] = {"contrast_phase": ATLAS_PHASES[i % len(ATLAS_PHASES)], "machine": "test", "sequence": "VIBE"}
+    (root / "patient_info_train.json").write_text(json.dumps(info))
+    return root
+
+
+@pytest.fixture
+def atlas_root(tmp_path) -> Path:
+    return make_atlas(tmp_path / "train")

@@ -1,0 +1,73 @@
+# Stage 3: bounding boxes, patch sizes, Figures 1 and 3 (paper §2.1, §2.3).
+
+
+rule boxes:
+    input:
+        f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        f"{RESULTS}/analysis/boxes.tsv",
+    log:
+        f"{RESULTS}/logs/boxes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/boxes.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/boxes.py"
+
+
+rule patch_sizes:
+    input:
+        f"{RESULTS}/analysis/boxes.tsv",
+    output:
+        f"{RESULTS}/analysis/patch_sizes.json",
+    params:
+        models=config["models"],
+        psp_block_num=config["ahnet"]["psp_block_num"],
+        **config["analysis"],
+    log:
+        f"{RESULTS}/logs/patch_sizes.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/patch_sizes.py"
+
+
+rule figure_spacing:
+    input:
+        f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/fig1_spacing.png",
+            caption="../report/fig1_spacing.rst",
+            category="Cohort",
+        ),
+    params:
+        cohort_name=COHORT_NAME,
+        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/figure_spacing.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_spacing.py"
+
+
+rule figure_boxes:
+    input:
+        boxes=f"{RESULTS}/analysis/boxes.tsv",
+        patch_sizes=f"{RESULTS}/analysis/patch_sizes.json",
+    output:
+        report(
+            f"{RESULTS}/figures/fig3_boxes.png",
+            caption="../report/fig3_boxes.rst",
+            category="Cohort",
+        ),
+    params:
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/figure_boxes.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_boxes.py"

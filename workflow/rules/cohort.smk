@@ -1,0 +1,50 @@
+# Stage 1-2: the cohort (ATLAS download or synthetic phantoms), the folds, Table 1.
+
+
+rule synthesize:
+    output:
+        directory(f"{RESULTS}/synthetic"),
+    params:
+        **config["dataset"]["synthetic"],
+    log:
+        f"{RESULTS}/logs/synthesize.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/synthesize.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/synthesize.py"
+
+
+rule cohort:
+    input:
+        dataset_root(),
+    output:
+        f"{RESULTS}/cohort/cohort.tsv",
+    log:
+        f"{RESULTS}/logs/cohort.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/cohort.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/cohort.py"
+
+
+rule folds:
+    input:
+        f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        folds=f"{RESULTS}/cohort/folds.json",
+        table=multiext(f"{RESULTS}/tables/table1_folds", ".tsv", ".md"),
+    params:
+        seed=config["seed"],
+        **config["folds"],
+    log:
+        f"{RESULTS}/logs/folds.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/folds.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/folds.py"

@@ -1,0 +1,5 @@
+from liverseg.boxes import write_patch_sizes
+from liverseg.scripting import script_context
+
+with script_context(snakemake):
+    write_patch_sizes(snakemake.input[0], snakemake.output[0], **snakemake.params)

@@ -1,0 +1,5 @@
+from liverseg.scripting import script_context
+from liverseg.synthetic import write_cohort
+
+with script_context(snakemake):
+    write_cohort(snakemake.output[0], **snakemake.params)
