@@ -7,6 +7,8 @@ architecture cannot take, naming the key.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .errors import ConfigError
 
 
@@ -14,8 +16,12 @@ def check_config(config: dict) -> None:
     from .nets import check_ahnet_patch_size  # torch import only when needed
 
     dataset = config["dataset"]
-    if dataset["source"] == "atlas" and not dataset.get("root"):
-        raise ConfigError("dataset.root: required when dataset.source is 'atlas'")
+    if dataset["source"] == "atlas" and not Path(dataset["root"]).is_dir():
+        raise ConfigError(
+            f"dataset.root: folder {dataset['root']!r} not found; put the ATLAS training data there "
+            "(imagesTr/, labelsTr/, patient_info_train.json; see README) or set dataset.root, "
+            "or run the synthetic demo with --configfile config/demo.yaml"
+        )
     psp = config["ahnet"]["psp_block_num"]
     for name, model in config["models"].items():
         size = model["patch_size"]

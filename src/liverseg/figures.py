@@ -69,7 +69,7 @@ def boxes_figure(boxes: pd.DataFrame, patch_sizes: dict[str, list[int]], path, *
         ax.set_xlabel("longest in-plane side of the box (voxels)")
         ax.set_ylabel("slices spanned by the box")
         ax.set_title(f"Bounding boxes of the {title}")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Bounding boxes and patch sizes, {cohort_name} cohort")
     save(fig, path)

@@ -18,9 +18,11 @@ rule synthesize:
 
 rule cohort:
     input:
-        dataset_root(),
+        f"{RESULTS}/synthetic" if SYNTHETIC else config["dataset"]["root"],
     output:
         f"{RESULTS}/cohort/cohort.tsv",
+    params:
+        root=dataset_root(),
     log:
         f"{RESULTS}/logs/cohort.log",
     benchmark:

@@ -14,6 +14,16 @@ FOLDS = list(range(1, config["folds"]["n_folds"] + 1))
 MODELS = list(config["models"])
 SYNTHETIC = config["dataset"]["source"] == "synthetic"
 COHORT_NAME = "synthetic" if SYNTHETIC else "ATLAS"
+# What a training job depends on: a change here retrains (Snakemake's params trigger).
+TRAINING_CONFIG = {
+    key: config[key]
+    for key in ("seed", "models", "ahnet", "dynunet", "training", "loss", "augmentation", "inference")
+}
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    fold=r"\d+",
 
 
 def dataset_root():
@@ -28,4 +38,4 @@ def final_outputs():
         f"{RESULTS}/figures/fig1_spacing.png",
         f"{RESULTS}/figures/fig3_boxes.png",
         f"{RESULTS}/analysis/patch_sizes.json",
-    ]
+    ] + expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt", model=MODELS, fold=FOLDS)

@@ -1,0 +1,58 @@
+"""The `liverseg` command: the library's stages for use outside Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import InputError
+
+
+def _synth(args) -> None:
+    from .synthetic import write_cohort
+
+    write_cohort(args.out_dir, subjects=args.subjects, heldout=args.heldout, seed=args.seed, scale=args.scale)
+    print(f"synthetic cohort written to {args.out_dir} (train/, test/imagesTs, test_labels/)")
+
+
+def _evaluate(args) -> None:
+    from .evaluate import evaluate_folders
+
+    table = evaluate_folders(args.pred, args.gt, args.out, tolerance_mm=args.tolerance_mm, jobs=args.jobs)
+    print(f"{len(table)} subjects evaluated -> {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liverseg", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic ATLAS-like cohort in the official layout")
+    synth.add_argument("out_dir")
+    synth.add_argument("--subjects", type=int, default=60, help="cross-validation subjects (default 60)")
+    synth.add_argument("--heldout", type=int, default=10, help="held-out images outside the cross-validation")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--scale", type=float, default=1.0, help="grid coarsening factor (1 = ATLAS-like voxels)")
+    synth.set_defaults(run=_synth)
+
+    evaluate = commands.add_parser("evaluate", help="the challenge's metrics for a folder of predictions")
+    evaluate.add_argument("--pred", required=True, help="folder of predictions imN.nii.gz")
+    evaluate.add_argument("--gt", required=True, help="folder of ground truths lbN.nii.gz")
+    evaluate.add_argument("--out", required=True, help="output TSV, one row per subject")
+    evaluate.add_argument("--tolerance-mm", type=float, default=5.0, help="surface Dice tolerance (default 5)")
+    evaluate.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as exc:
+        print(f"liverseg: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

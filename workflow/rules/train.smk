@@ -1,0 +1,68 @@
+# Stage 4: 2.5D encoder pretraining and training, one GPU job per fold and model
+# (paper §2.2-2.4, §2.8-2.9). `--resources gpu=1` runs one of them at a time.
+
+
+def encoder_input(wildcards):
+    """AHNet models train from the fold's 2.5D-pretrained encoder (ahnet.encoder: slices)."""
+    network = config["models"][wildcards.model]["network"]
+    if network == "ahnet" and config["ahnet"]["encoder"] == "slices":
+        return f"{RESULTS}/models/encoder/fold{wildcards.fold}/encoder.pt"
+    return []
+
+
+rule pretrain_encoder:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        folds=f"{RESULTS}/cohort/folds.json",
+    output:
+        f"{RESULTS}/models/encoder/fold{{fold}}/encoder.pt",
+    params:
+        ahnet=config["ahnet"],
+        pretrain=config["pretrain"],
+        seed=config["seed"],
+    threads: config["resources"]["gpu_job"]["threads"]
+    resources:
+        gpu=1,
+        runtime=config["resources"]["gpu_job"]["runtime"],
+        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
+    log:
+        f"{RESULTS}/logs/pretrain_encoder/fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/pretrain_encoder/fold{{fold}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/pretrain_encoder.py"
+
+
+rule train:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        folds=f"{RESULTS}/cohort/folds.json",
+        patch_sizes=f"{RESULTS}/analysis/patch_sizes.json",
+        encoder=encoder_input,
+    output:
+        model=f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
+        history=f"{RESULTS}/models/{{model}}/fold{{fold}}/history.tsv",
+        curves=report(
+            f"{RESULTS}/models/{{model}}/fold{{fold}}/curves.png",
+            caption="../report/curves.rst",
+            category="Training",
+            subcategory="{model}",
+            labels={"model": "{model}", "fold": "{fold}"},
+        ),
+    params:
+        config=TRAINING_CONFIG,
+    threads: config["resources"]["gpu_job"]["threads"]
+    resources:
+        gpu=1,
+        runtime=config["resources"]["gpu_job"]["runtime"],
+        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
+    log:
+        f"{RESULTS}/logs/train/{{model}}/fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/train/{{model}}/fold{{fold}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train.py"

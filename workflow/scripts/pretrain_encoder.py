@@ -1,0 +1,6 @@
+from liverseg.jobs import pretrain_job
+from liverseg.scripting import script_context
+
+with script_context(snakemake):
+    pretrain_job(snakemake.input.cohort, snakemake.input.folds, int(snakemake.wildcards.fold), snakemake.output[0],
+                 **snakemake.params)
