@@ -90,3 +90,100 @@ def draw_boxes_figure(boxes_tsv, patch_sizes_json, out_png, *, cohort_name: str)
         sizes.setdefault(tuple(entry["patch_size"]), []).append(name)
     patches = {", ".join(names): list(size) for size, names in sizes.items()}
     boxes_figure(pd.read_csv(boxes_tsv, sep="\t"), patches, out_png, cohort_name=cohort_name)
+
+
+STATUS_COLOURS = {"TP": "#1b9e77", "FP": "#d95f02"}
+
+
+def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str) -> None:
+    """Figure 4: lesion uncertainty by TP/FP status (left) and against log volume (right)."""
+    from .lesions import spearman, uncertainty_auroc
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bins = np.linspace(0, 1, 21)
+    for status, colour in STATUS_COLOURS.items():
+        values = lesions.loc[lesions["status"] == status, "uncertainty"]
+        left.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{status} (n={len(values)})", edgecolor="white")
+        member = lesions["status"] == status
+        right.scatter(lesions.loc[member, "volume_mm3"], lesions.loc[member, "uncertainty"], s=16, alpha=0.7,
+                      color=colour, label=status)
+    auroc = uncertainty_auroc(lesions) if len(lesions) else float("nan")
+    left.set_xlabel("lesion uncertainty $L_{unc}$")
+    left.set_ylabel("lesions")
+    left.set_title(f"Uncertainty by lesion status (AUROC FP vs TP = {auroc:.2f})")
+    left.legend()
+    rho, _ = spearman(lesions) if len(lesions) else (float("nan"), None)
+    right.set_xscale("log")
+    right.set_xlabel("lesion volume (mm³, log scale)")
+    right.set_ylabel("lesion uncertainty $L_{unc}$")
+    right.set_title(f"Uncertainty against volume (Spearman ρ = {rho:.2f})")
+    right.legend()
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Lesion uncertainty, {pipeline} pipeline, {cohort_name} cohort ({len(lesions)} lesions)")
+    save(fig, path)
+
+
+def pick_cases(lesions: pd.DataFrame, count: int = 2) -> list[str]:
+    """Subjects that show the score at work: most lesions, both TP and FP first."""
+    per_subject = lesions.groupby("subject")["status"].agg(
+        lesions="size", mixed=lambda s: int(s.eq("TP").any() and s.eq("FP").any())
+    )
+    ranked = per_subject.sort_values(["mixed", "lesions"], ascending=False)
+    return ranked.index[:count].tolist()
+
+
+def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) -> None:
+    """Figure 5: per case, the slice through its largest lesion, every lesion on it
+    outlined in the colour of its uncertainty, with the value printed beside it.
+
+    `cases`: dicts with subject, image (H, W, D), lesions (label map of the table's lesion
+    numbers), table (the subject's rows of the lesion table).
+    """
+    cmap = plt.get_cmap("plasma")
+    fig, axes = plt.subplots(1, max(len(cases), 1), figsize=(5.5 * max(len(cases), 1), 5.2), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        table = case["table"]
+        largest = table.sort_values("voxels").iloc[-1]
+        z = int(round(largest["centroid_z"]))
+        ax.imshow(case["image"][:, :, z].T, cmap="gray", origin="lower")
+        for _, lesion in table.iterrows():
+            mask = case["lesions"][:, :, z] == lesion["lesion"]
+            if not mask.any():
+                continue
+            colour = cmap(float(lesion["uncertainty"]))
+            ax.contour(mask.T, levels=[0.5], colors=[colour], linewidths=1.8)
+            ys, xs = np.nonzero(mask.T)
+            ax.annotate(f"{lesion['uncertainty']:.2f} ({lesion['status']})", (xs.max() + 2, ys.mean()),
+                        color=colour, fontsize=8, fontweight="bold", va="center")
+        ax.set_title(f"{case['subject']}, slice {z}: {len(table)} lesions")
+        ax.axis("off")
+    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    fig.colorbar(mappable, ax=axes[0].tolist(), fraction=0.025, label="lesion uncertainty $L_{unc}$")
+    fig.suptitle(f"Lesion uncertainty on two cases, {pipeline} pipeline, {cohort_name} cohort")
+    save(fig, path)
+
+
+def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fig5_png, *, pipeline: str,
+                        cohort_name: str) -> None:
+    """Figures 4 and 5 from one pipeline's lesion table and post-processed segmentations."""
+    from pathlib import Path
+
+    import cc3d
+
+    from .cohort import read_cohort
+    from .io import load_nifti
+    from .postprocess import CONNECTIVITY
+
+    lesions = pd.read_csv(lesions_tsv, sep="\t", keep_default_na=False, na_values=["NaN"])
+    uncertainty_figure(lesions, fig4_png, pipeline=pipeline, cohort_name=cohort_name)
+    records = {r["subject"]: r for r in read_cohort(cohort_tsv)}
+    cases = []
+    for subject in pick_cases(lesions) if len(lesions) else []:
+        seg = np.asarray(load_nifti(Path(segmentations_dir) / "postprocessed" / f"{subject}.nii.gz").dataobj)
+        # numbered as lesions.lesion_table numbers them: components met in C order
+        labelled = cc3d.connected_components(np.ascontiguousarray(seg == 2), connectivity=CONNECTIVITY)
+        image = load_nifti(records[subject]["image"]).get_fdata(dtype=np.float32)
+        cases.append({"subject": subject, "image": image, "lesions": labelled,
+                      "table": lesions[lesions["subject"] == subject]})
+    cases_figure(cases, fig5_png, pipeline=pipeline, cohort_name=cohort_name)

@@ -87,3 +87,40 @@ def save_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dt
     img.set_data_dtype(data.dtype)
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
+
+
+def save_in_reference_space(path: str | os.PathLike, data: np.ndarray, reference: str | os.PathLike, dtype=np.uint8) -> None:
+    """Write a canonical-orientation array in the orientation and header of `reference`.
+
+    Segmentations are computed in the canonical orientation load_nifti gives; a user (and
+    the challenge's evaluator) expects them on the grid of the image they came from.
+    """
+    original = nib.load(str(reference))
+    back = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(("R", "A", "S")), nib.orientations.io_orientation(original.affine)
+    )
+    array = nib.orientations.apply_orientation(np.asarray(data), back).astype(dtype)
+    header = original.header.copy()
+    header.set_data_dtype(dtype)
+    header.set_slope_inter(1, 0)
+    img = nib.Nifti1Image(array, original.affine, header=header)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+
+
+def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> None:
+    """Softmax probabilities (C, H, W, D), canonical orientation, float16, compressed."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, probabilities=probabilities.astype(np.float16))
+
+
+def load_probabilities(path: str | os.PathLike) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: probability file not found")
+    try:
+        with np.load(path) as archive:
+            return archive["probabilities"].astype(np.float32)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read probabilities ({type(exc).__name__}: {exc})") from exc

@@ -57,3 +57,131 @@ def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: s
         median_spacing=median_spacing(split["train"]),
         threads=threads,
     )
+
+
+def predict_job(cohort_tsv, folds_json, fold: int, model_path, out_dir, *, inference: dict) -> None:
+    """Probabilities of the fold's test subjects by the fold's model (float16, .npz)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from .infer import predict_volume
+    from .io import load_nifti, save_probabilities
+    from .train import load_model
+
+    model, spec = load_model(model_path)
+    for record in tqdm(fold_records(cohort_tsv, folds_json, fold)["test"], desc=f"predict fold {fold}", unit="subject"):
+        image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
+        probabilities = predict_volume(model, image, spec["patch_size"], **inference)
+        save_probabilities(Path(out_dir) / f"{record['subject']}.npz", probabilities)
+
+
+def segment_job(pipeline: str, cohort_tsv, folds_json, predictions_dir, out_dir, lesions_tsv, *, postprocess: dict) -> None:
+    """Every cross-validation subject of one pipeline, raw and post-processed, and the
+    lesion table of the post-processed segmentations (volume, uncertainty, TP/FP)."""
+    import numpy as np
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .folds import fold_of_subject
+    from .io import load_nifti, load_probabilities, save_in_reference_space, write_table
+    from .lesions import lesion_table
+    from .segment import PIPELINES, STAGES, segment
+
+    fold_of = fold_of_subject(read_folds(folds_json))
+    roles = PIPELINES[pipeline]
+    rows = []
+    for record in tqdm(read_cohort(cohort_tsv), desc=f"segment ({pipeline})", unit="subject"):
+        subject, fold = record["subject"], fold_of[record["subject"]]
+        probabilities = {
+            role: load_probabilities(Path(predictions_dir) / model / f"fold{fold}" / f"{subject}.npz")
+            for role, model in roles.items()
+        }
+        result = segment(probabilities, record["spacing"], **postprocess)
+        for stage in STAGES:
+            save_in_reference_space(Path(out_dir) / stage / f"{subject}.nii.gz", result.stage(stage), record["image"])
+        truth = np.asarray(load_nifti(record["label"]).dataobj).astype(np.uint8)
+        table = lesion_table(result.postprocessed, result.tumor_probability, record["spacing"], truth, subject)
+        rows.append(table.assign(fold=fold))
+    write_table(lesions_tsv, pd.concat(rows, ignore_index=True))
+
+
+def evaluate_job(cohort_tsv, segmentations_dir, stage: str, out_tsv, *, tolerance_mm: float, jobs: int = 1) -> None:
+    """The per-subject metrics of one pipeline and stage against the cohort's labels."""
+    from .evaluate import evaluate_pairs
+    from .io import write_table
+
+    pairs = [(r["subject"], r["label"], Path(segmentations_dir) / stage / f"{r['subject']}.nii.gz")
+             for r in read_cohort(cohort_tsv)]
+    write_table(out_tsv, evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs))
+
+
+def _read_metrics(path):
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", na_values=["NaN"])
+
+
+def table2_job(metrics: dict[str, str], stem) -> None:
+    """Table 2 from metrics/{pipeline}_{stage}.tsv files, keyed "pipeline/stage"."""
+    from .tables import table2, table2_values, write_table
+    from .io import write_table as write_tsv
+
+    frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
+    write_table(table2(frames), stem, caption="Table 2: the challenge's metrics, mean ± std over the cross-validation subjects")
+    write_tsv(f"{stem}_values.tsv", table2_values(frames))
+
+
+def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
+    """Table 3: post-processed multi-class (M) against post-processed dual binary (B)."""
+    from .stats import compare_pipelines
+    from .tables import table3, write_table
+
+    tests = compare_pipelines(_read_metrics(multiclass_tsv), _read_metrics(dual_binary_tsv), "M", "B", alpha=alpha)
+    write_table(table3(tests, alpha=alpha), stem,
+                caption="Table 3: significance of the differences between the pipelines (M multi-class, B dual binary)")
+
+
+def heldout_job(pipeline: str, prediction_dirs: dict[str, str], labels_dir, out_tsv, *, tolerance_mm: float) -> None:
+    """Scores on the held-out images of the ensemble and of each single-fold model."""
+    import pandas as pd
+
+    from .evaluate import evaluate_pairs, pair_folders
+    from .io import write_table
+
+    frames = []
+    for name, folder in prediction_dirs.items():
+        frame = evaluate_pairs(pair_folders(folder, labels_dir), tolerance_mm=tolerance_mm, jobs=1)
+        frames.append(frame.assign(pipeline=pipeline, model=name))
+    write_table(out_tsv, pd.concat(frames, ignore_index=True))
+
+
+def heldout_table_job(tsvs, stem) -> None:
+    """Mean held-out scores per pipeline: the ensemble against each single-fold model."""
+    import pandas as pd
+
+    from .tables import write_table
+
+    frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
+    columns = ["liver_dice", "liver_surface_dice", "liver_hd", "tumor_dice", "tumor_surface_dice", "tumor_hd",
+               "tumor_burden_error"]
+    summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().round(3).reset_index()
+    write_table(summary, stem, formats=("tsv", "md"),
+                caption="Held-out images: the five-fold ensemble against each single-fold model (means)")
+
+
+def lesion_auroc_job(lesion_tsvs: dict[str, str], stem) -> None:
+    """Beyond the paper: how well the lesion uncertainty tells FP from TP lesions."""
+    import pandas as pd
+
+    from .lesions import spearman, uncertainty_auroc
+    from .tables import write_table
+
+    rows = []
+    for pipeline, path in lesion_tsvs.items():
+        table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN"])
+        rho, _ = spearman(table)
+        rows.append({"pipeline": pipeline, "lesions": len(table), "TP": int((table["status"] == "TP").sum()),
+                     "FP": int((table["status"] == "FP").sum()), "AUROC (FP vs TP)": round(uncertainty_auroc(table), 3),
+                     "Spearman (uncertainty, log volume)": round(rho, 3)})
+    write_table(pd.DataFrame(rows), stem, formats=("tsv", "md"),
+                caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions")

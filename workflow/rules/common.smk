@@ -3,6 +3,7 @@ import sys
 
 from liverseg.config import check_config
 from liverseg.errors import InputError
+from liverseg.segment import PIPELINES, STAGES, pipelines_for
 
 try:
     check_config(config)
@@ -20,8 +21,41 @@ TRAINING_CONFIG = {
     for key in ("seed", "models", "ahnet", "dynunet", "training", "loss", "augmentation", "inference")
 }
 
+PIPELINE_NAMES = pipelines_for(MODELS)
+# Table 2's columns in the paper's order: the ablation (DynUNet) post-processed only.
+TABLE2_COLUMNS = [
+    (p, s) for p in PIPELINE_NAMES for s in STAGES[::-1] if not (p == "dynunet" and s == "raw")
+]
+
+
+def heldout_images():
+    """Images outside the cross-validation: the synthetic held-out set, or
+    dataset.test_images; their labels where known (to score the ensemble)."""
+    if SYNTHETIC:
+        if not config["dataset"]["synthetic"]["heldout"]:
+            return None
+        base = f"{RESULTS}/synthetic"
+        return {"input": base, "images": f"{base}/test/imagesTs", "labels": f"{base}/test_labels"}
+    if config["dataset"]["test_images"]:
+        images = config["dataset"]["test_images"]
+        return {"input": images, "images": images, "labels": config["dataset"]["test_labels"]}
+    return None
+
+
+HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
+
+
+def ensemble_models(pipeline, folds):
+    return expand(
+        f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
+        model=PIPELINES[pipeline].values(),
+        fold=folds,
+    )
+
 
 wildcard_constraints:
+    pipeline="|".join(PIPELINES),
+    stage="|".join(STAGES),
     model="|".join(MODELS),
     fold=r"\d+",
 
@@ -32,10 +66,24 @@ def dataset_root():
 
 
 def final_outputs():
-    return [
-        f"{RESULTS}/tables/table1_folds.tsv",
+    """Every table and figure of the paper, and the training curves."""
+    outputs = [
         f"{RESULTS}/tables/table1_folds.md",
         f"{RESULTS}/figures/fig1_spacing.png",
         f"{RESULTS}/figures/fig3_boxes.png",
         f"{RESULTS}/analysis/patch_sizes.json",
-    ] + expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt", model=MODELS, fold=FOLDS)
+    ]
+    outputs += expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/curves.png", model=MODELS, fold=FOLDS)
+    if PIPELINE_NAMES:
+        outputs += [f"{RESULTS}/tables/table2_metrics.md", f"{RESULTS}/tables/lesion_uncertainty.md"]
+        outputs += expand(f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"],
+                          pipeline=PIPELINE_NAMES)
+    if {"multiclass", "dual_binary"} <= set(PIPELINE_NAMES):
+        outputs.append(f"{RESULTS}/tables/table3_tests.md")
+    if "multiclass" in PIPELINE_NAMES:
+        outputs += [f"{RESULTS}/figures/fig4_uncertainty.png", f"{RESULTS}/figures/fig5_cases.png"]
+    if HELDOUT["images"] and PIPELINE_NAMES:
+        outputs += expand(f"{RESULTS}/ensemble/{{pipeline}}/ensemble", pipeline=PIPELINE_NAMES)
+    if HELDOUT["labels"] and PIPELINE_NAMES:
+        outputs.append(f"{RESULTS}/tables/heldout_scores.md")
+    return outputs

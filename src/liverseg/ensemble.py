@@ -1,0 +1,105 @@
+"""Segmenting images outside the cross-validation with an ensemble of fold models (§4).
+
+The models' tasks decide the pipeline: 3-class models give the multi-class pipeline,
+whole-liver plus tumour models the dual binary one. Each model's probabilities are
+averaged over its folds, then segmented and post-processed like the cross-validation
+predictions, with a lesion uncertainty report. The same code serves the workflow's
+ensemble rule and `liverseg predict`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .errors import InputError
+from .io import load_nifti, save_in_reference_space, spacing_of, write_table
+from .segment import average, segment
+
+_IMAGE = re.compile(r"^(.+?)(_0000)?\.nii(\.gz)?$")
+
+
+def model_files(paths) -> list[Path]:
+    """model.pt files named directly or found under the given folders."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(sorted(path.rglob("model.pt")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path}: model file or folder not found")
+    if not found:
+        raise InputError(f"no model.pt under {', '.join(map(str, paths))}")
+    return found
+
+
+def image_files(path) -> list[Path]:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"{path}: image file or folder not found")
+    images = sorted((p for p in path.iterdir() if _IMAGE.match(p.name)), key=_natural)
+    if not images:
+        raise InputError(f"{path}: no .nii.gz images")
+    return images
+
+
+def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
+    """Load the models; return the pipeline they form and {role: [(model, spec), ...]}."""
+    from .train import load_model
+
+    roles: dict[str, list] = defaultdict(list)
+    for path in model_files(paths):
+        model, spec = load_model(path, device=device)
+        roles[spec["task"]].append((model, spec))
+    if set(roles) == {"multiclass"}:
+        return "multiclass", dict(roles)
+    if set(roles) == {"liver", "tumor"}:
+        return "dual_binary", dict(roles)
+    raise InputError(
+        f"the models form no pipeline: tasks {sorted(roles)}; give 3-class models, or whole-liver and tumour models"
+    )
+
+
+def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference: dict, device=None) -> pd.DataFrame:
+    """Segment every image with the ensemble; write out_dir/<image name> and lesions.tsv.
+
+    Returns the lesion table (one row per predicted tumour lesion, with its uncertainty).
+    """
+    from .infer import predict_volume
+    from .lesions import lesion_table
+
+    pipeline, roles = load_ensemble(model_paths, device=device)
+    out_dir = Path(out_dir)
+    rows = []
+    for path in tqdm(image_files(images), desc=f"ensemble ({pipeline})", unit="image"):
+        img = load_nifti(path)
+        image = img.get_fdata(dtype=np.float32)
+        if image.ndim != 3 or not np.isfinite(image).all():
+            raise InputError(f"{path}: expected a 3D image with finite intensities")
+        probabilities = {}
+        for role, members in roles.items():
+            maps = [predict_volume(m, image, s["patch_size"], device=device, **inference) for m, s in members]
+            probabilities[role] = average(maps)
+        result = segment(probabilities, spacing_of(img), **postprocess)
+        save_in_reference_space(out_dir / path.name, result.postprocessed, path)
+        rows.append(lesion_table(result.postprocessed, result.tumor_probability, spacing_of(img), None, _stem(path)))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    write_table(out_dir / "lesions.tsv", table)
+    return table
+
+
+def _stem(path: Path) -> str:
+    return _IMAGE.match(path.name).group(1)
+
+
+def _natural(path: Path):
+    digits = "".join(c for c in path.name if c.isdigit())
+    return (int(digits) if digits else -1, path.name)

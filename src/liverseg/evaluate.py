@@ -1,0 +1,189 @@
+"""Evaluate predicted segmentations against ground truth: one metrics row per subject.
+
+Pairing follows the challenge: ground truth `lbN.nii.gz` pairs with the prediction
+`imN.nii.gz`; a prediction with the ground truth's own file name pairs too. Everything
+that can be checked from the headers (partners, 3D shapes, voxel spacings after canonical
+reorientation) is checked for every pair before any voxel is read; the workers then
+check the labels while computing. Any problem stops the evaluation with one InputError
+listing every offending file, and no output is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .errors import InputError
+from .io import load_nifti, spacing_of, write_table
+from .metrics import METRIC_KEYS, subject_metrics
+
+SUFFIXES = (".nii.gz", ".nii")
+SPACING_ATOL_MM = 1e-3  # header spacings are float32; a resampled volume differs by far more
+
+Pair = tuple[str, Path, Path]  # (subject, ground truth, prediction)
+
+
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    out_tsv: str | os.PathLike,
+    tolerance_mm: float = 5.0,
+    jobs: int | None = None,
+) -> pd.DataFrame:
+    """Evaluate every prediction in `pred_dir` against `gt_dir`; write and return the table."""
+    frame = evaluate_pairs(pair_folders(pred_dir, gt_dir), tolerance_mm=tolerance_mm, jobs=jobs)
+    write_table(out_tsv, frame)
+    return frame
+
+
+def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[Pair]:
+    """(subject, ground truth, prediction) for every ground truth in `gt_dir`, in natural order.
+
+    Files are matched on their names without .nii.gz/.nii. Raises InputError, naming the
+    files, when a ground truth has no prediction, a prediction has no ground truth, or a
+    ground truth matches two predictions.
+    """
+    gts, preds = _nifti_files(Path(gt_dir), "ground truth"), _nifti_files(Path(pred_dir), "prediction")
+    pairs, problems, used = [], [], set()
+    for stem, gt_path in gts.items():
+        wanted = list(dict.fromkeys([_challenge_partner(stem), stem]))
+        found = [w for w in wanted if w in preds]
+        if not found:
+            problems.append(f"{gt_path}: no prediction named {' or '.join(wanted)} in {pred_dir}")
+        elif len(found) > 1:
+            problems.append(f"{gt_path}: two predictions match: {', '.join(str(preds[w]) for w in found)}")
+        else:
+            used.add(found[0])
+            pairs.append((found[0], gt_path, preds[found[0]]))
+    problems += [f"{path}: no ground truth for this prediction in {gt_dir}" for s, path in preds.items() if s not in used]
+    _raise_if(problems, "cannot pair predictions with ground truth")
+    return sorted(pairs, key=lambda p: _natural_key(p[0]))
+
+
+def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | None = None) -> pd.DataFrame:
+    """Metrics of each (subject, ground truth path, prediction path), in parallel.
+
+    Returns one row per subject, in the order given: `subject`, then METRIC_KEYS.
+    """
+    pairs = [(str(s), Path(g), Path(p)) for s, g, p in pairs]
+    if not (np.isfinite(tolerance_mm) and tolerance_mm >= 0):
+        raise InputError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}")
+    if not pairs:
+        raise InputError("no subjects to evaluate")
+    duplicates = sorted({s for s, _, _ in pairs if sum(s == t for t, _, _ in pairs) > 1})
+    _raise_if([f"subject {s} appears more than once" for s in duplicates], "cannot evaluate")
+    _raise_if([problem for pair in pairs if (problem := _header_problem(*pair[1:]))], "cannot evaluate")
+
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(pairs)))
+    results: dict[str, dict | str] = {}
+    progress = tqdm(total=len(pairs), desc="evaluate", unit="subject", disable=False)
+    if jobs == 1:
+        for pair in pairs:
+            results[pair[0]] = _evaluate_one(pair, tolerance_mm)
+            progress.update()
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_evaluate_one, pair, tolerance_mm): pair[0] for pair in pairs}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.update()
+    progress.close()
+    _raise_if([r for r in results.values() if isinstance(r, str)], "cannot evaluate")
+    rows = [{"subject": s, **results[s]} for s, _, _ in pairs]
+    return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])
+
+
+def _evaluate_one(pair: Pair, tolerance_mm: float) -> dict | str:
+    """Metrics of one pair, or the message of the problem found (raised by the caller)."""
+    subject, gt_path, pred_path = pair
+    try:
+        gt_img = load_nifti(gt_path)
+        gt = _labels(gt_img, gt_path)
+        pred = _labels(load_nifti(pred_path), pred_path)
+        return subject_metrics(gt, pred, spacing_of(gt_img), tolerance_mm)
+    except InputError as exc:
+        return str(exc)
+
+
+def _labels(img: nib.Nifti1Image, path: Path) -> np.ndarray:
+    """The voxel labels as uint8; InputError naming the file if any is not 0, 1 or 2."""
+    data = img.get_fdata(dtype=np.float32)  # cached by load_nifti's decoding check
+    labels = data.astype(np.uint8)
+    if data.size and (data.min() < 0 or data.max() > 2 or not np.array_equal(labels, data)):
+        bad = np.unique(data[~np.isin(data, (0, 1, 2))])
+        shown = ", ".join(f"{v:g}" for v in bad[:10]) + (", ..." if bad.size > 10 else "")
+        raise InputError(f"{path}: labels outside {{0, 1, 2}}: {shown}")
+    return labels
+
+
+def _header_problem(gt_path: Path, pred_path: Path) -> str | None:
+    """Shape or spacing mismatch (in canonical orientation) or an unreadable header."""
+    try:
+        gt_shape, gt_spacing = _canonical_geometry(gt_path)
+        pred_shape, pred_spacing = _canonical_geometry(pred_path)
+    except InputError as exc:
+        return str(exc)
+    if gt_shape != pred_shape:
+        return f"{pred_path}: shape {pred_shape} differs from the ground truth {gt_path}: {gt_shape}"
+    if not np.allclose(gt_spacing, pred_spacing, rtol=0, atol=SPACING_ATOL_MM):
+        return (
+            f"{pred_path}: spacing {tuple(round(s, 4) for s in pred_spacing)} mm differs from the ground truth "
+            f"{gt_path}: {tuple(round(s, 4) for s in gt_spacing)} mm"
+        )
+    return None
+
+
+def _canonical_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Shape and spacing of the image as load_nifti will return it, from the header alone."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        shape, zooms = img.shape, img.header.get_zooms()
+        axes = nib.orientations.io_orientation(img.affine)[:, 0].astype(int)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
+    if len(shape) != 3:
+        raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
+    order = np.argsort(axes)  # canonical axis k comes from input axis order[k]
+    return tuple(int(shape[i]) for i in order), tuple(float(zooms[i]) for i in order)
+
+
+def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
+    """NIfTI files of `folder` by name without suffix; InputError if none, or two share a name."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {what} folder not found")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = next((s for s in SUFFIXES if path.name.endswith(s)), None)
+        if suffix is None or not path.is_file():
+            continue
+        stem = path.name[: -len(suffix)]
+        if stem in files:
+            raise InputError(f"{folder}: both {files[stem].name} and {path.name} hold {what} {stem}")
+        files[stem] = path
+    if not files:
+        raise InputError(f"{folder}: no {what} NIfTI files (*.nii.gz, *.nii)")
+    return files
+
+
+def _challenge_partner(gt_stem: str) -> str:
+    """lbN -> imN (the challenge's naming); other names map to themselves."""
+    match = re.fullmatch(r"lb(\d+)", gt_stem)
+    return f"im{match.group(1)}" if match else gt_stem
+
+
+def _natural_key(text: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _raise_if(problems: list[str], what: str) -> None:
+    if problems:
+        raise InputError(f"{what}:\n  " + "\n  ".join(problems))

@@ -1,0 +1,83 @@
+"""Whole-volume inference by Gaussian-weighted sliding windows (MONAI).
+
+The image is normalised exactly as in training (`augment.normalise`, the evaluation
+transform). A volume shorter than the patch along an axis is padded with its minimum
+(the value training pads with, see `augment.EnsureMinimumShape`) and the prediction is
+cropped back, so the output always has the input's shape. Overlapping windows are
+blended with a Gaussian weight (MONAI `sliding_window_inference`), which down-weights
+the borders of each patch where the network sees little context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+from .augment import normalise
+from .errors import InputError
+
+BLEND_MODES = ("gaussian", "constant")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def autocast_for(device: torch.device):
+    """Mixed precision on CUDA; a no-op context on the CPU (float32 throughout)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def sliding_window_logits(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int],
+                          overlap: float = 0.5, mode: str = "gaussian", sw_batch_size: int = 2,
+                          device: torch.device | str | None = None) -> torch.Tensor:
+    """Blended network outputs (logits) for a raw image (H, W, D): a float32 tensor
+    (1, C, H, W, D) on `device` (default: the model's device, where the model is moved)."""
+    patch_size = _check_patch_size(patch_size)
+    if not 0 <= overlap < 1:
+        raise InputError(f"inference overlap must be in [0, 1), got {overlap}")
+    if mode not in BLEND_MODES:
+        raise InputError(f"inference mode must be one of {list(BLEND_MODES)}, got {mode!r}")
+    if int(sw_batch_size) < 1:
+        raise InputError(f"inference sw_batch_size must be >= 1, got {sw_batch_size}")
+    device = torch.device(device) if device is not None else model_device(model)
+    model.to(device)
+    data = normalise(image)
+    tensor = torch.from_numpy(data)[None, None].to(device)
+    was_training = model.training
+    model.eval()
+
+    def predictor(x: torch.Tensor) -> torch.Tensor:
+        with autocast_for(device):
+            return model(x).float()
+
+    try:
+        with torch.no_grad():
+            logits = sliding_window_inference(
+                tensor, roi_size=patch_size, sw_batch_size=int(sw_batch_size), predictor=predictor,
+                overlap=float(overlap), mode=mode, padding_mode="constant", cval=float(data.min()),
+            )
+    finally:
+        model.train(was_training)
+    return logits.float()
+
+
+def predict_volume(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float = 0.5,
+                   mode: str = "gaussian", sw_batch_size: int = 2,
+                   device: torch.device | str | None = None) -> np.ndarray:
+    """Softmax probabilities (C, H, W, D), float32, for a raw image (H, W, D)."""
+    logits = sliding_window_logits(model, image, patch_size, overlap, mode, sw_batch_size, device)
+    return torch.softmax(logits, dim=1)[0].cpu().numpy()
+
+
+def _check_patch_size(patch_size: Sequence[int]) -> tuple[int, int, int]:
+    size = tuple(int(s) for s in patch_size)
+    if len(size) != 3 or min(size) < 1:
+        raise InputError(f"patch size must be three positive integers, got {list(patch_size)}")
+    return size

@@ -1,0 +1,504 @@
+"""Patch-based training with early stopping, resumable and preemption-safe (paper §2.9).
+
+Patches are drawn by a TorchIO queue with a label sampler (background patches too), the
+loss is margin-based label smoothing, the optimiser Adam. After every epoch the model is
+validated on whole volumes (Gaussian sliding windows, `infer`), and training stops when
+the validation loss has not improved for `patience` epochs or at `max_epochs`; the
+weights of the lowest validation loss are kept.
+
+Resume and determinism: `checkpoint.pt` in the output folder is rewritten atomically at
+the end of every epoch, with everything needed to continue. Every epoch starts by seeding
+torch, NumPy and `random` from (seed, epoch), and a fresh queue is built for it, so the
+patches and augmentations of an epoch do not depend on what ran before: a run resumed from
+a checkpoint ends, on the CPU, with exactly the weights of an uninterrupted run (with any
+number of queue workers: their seeds derive from the main process's). A checkpoint written
+for another setup (network, data, hyper-parameters) or one that cannot be read stops the
+run with an InputError; it is never silently replaced.
+
+SIGTERM (what SLURM sends before preemption) stops training after the iteration in
+progress; the epoch in progress is abandoned (a half-consumed patch queue cannot be
+saved, so no mid-epoch state could resume deterministically) and the process exits with
+status 143, leaving `checkpoint.pt` at the last completed epoch.
+
+Outputs (`model.pt`, `history.tsv`, `curves.png`) are written only when training ends,
+so that their presence means a finished model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torchio as tio
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import augment
+from .config import out_channels
+from .errors import ConfigError, InputError
+from .infer import autocast_for, sliding_window_logits
+from .io import atomic_path, write_table
+from .losses import MarginLabelSmoothing
+
+MODEL_FORMAT = "liverseg.model/1"
+CHECKPOINT_FORMAT = "liverseg.checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+# Keys whose change does not invalidate a checkpoint: they decide when or how fast
+# training runs, not what a given epoch computes.
+RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The `training` section of the config."""
+
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    iterations_per_epoch: int
+    samples_per_volume: int
+    queue_length: int
+    label_probabilities: dict
+    num_workers: int = 0
+    keep_checkpoint: bool = False
+
+    @classmethod
+    def from_mapping(cls, training: Mapping) -> "TrainingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(training) - known)
+        if unknown:
+            raise ConfigError(f"training: unknown key(s) {unknown}; known: {sorted(known)}")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in training]
+        if missing:
+            raise ConfigError(f"training: missing key(s) {missing}")
+        cfg = cls(**dict(training))
+        if not (isinstance(cfg.learning_rate, (int, float)) and cfg.learning_rate > 0):
+            raise ConfigError(f"training.learning_rate: a positive number is required, got {cfg.learning_rate!r}")
+        for name, low in (("batch_size", 1), ("max_epochs", 1), ("patience", 1), ("iterations_per_epoch", 1),
+                          ("samples_per_volume", 1), ("queue_length", 1), ("num_workers", 0)):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"training.{name}: an integer >= {low} is required, got {value!r}")
+        probs = cfg.label_probabilities
+        if not isinstance(probs, Mapping) or set(probs) != {"background", "liver", "tumor"} or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in probs.values()):
+            raise ConfigError("training.label_probabilities: non-negative weights for exactly the keys "
+                              f"background, liver, tumor are required, got {probs!r}")
+        return cfg
+
+    def sampler_probabilities(self, task: str) -> dict[int, float]:
+        """Class index -> patch-centre probability weight, for the task's classes."""
+        names = augment.class_names(task)
+        weights = {i: float(self.label_probabilities[name]) for i, name in enumerate(names)}
+        if not any(weights.values()):
+            raise ConfigError(f"training.label_probabilities: all weights of the {task} task's classes {names} are 0")
+        return weights
+
+
+@dataclass
+class _State:
+    """What changes from epoch to epoch, saved in the checkpoint."""
+
+    epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    since_best: int = 0
+    history: list | None = None
+
+    def done(self, cfg: TrainingConfig) -> bool:
+        """Early stopping or the epoch cap (judged with the current config, so that a
+        finished run resumed with a larger max_epochs or patience goes on)."""
+        return self.since_best >= cfg.patience or self.epoch >= cfg.max_epochs
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM arrived; raised between iterations."""
+
+
+def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping], *, model: Mapping,
+                ahnet_cfg: Mapping, dynunet_cfg: Mapping | None, training: Mapping, loss: Mapping,
+                augmentation: Mapping, out_dir: str | os.PathLike, seed: int, encoder_path: str | None = None,
+                median_spacing: Sequence[float] | None = None, device: str | torch.device | None = None,
+                inference: Mapping | None = None, threads: int | None = None) -> None:
+    """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
+
+    `model`: network ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"),
+    patch_size (3 ints). `loss`: margin, alpha. `inference`: overlap, mode, sw_batch_size
+    of the validation's sliding windows. `threads`: torch CPU threads (default: all
+    CPUs this process may use). Resumes from out_dir/checkpoint.pt when present.
+    """
+    cfg = TrainingConfig.from_mapping(training)
+    task = str(model["task"])
+    patch_size = [int(s) for s in model["patch_size"]]
+    if not train_records:
+        raise InputError("train_model: no training subjects")
+    if not val_records:
+        raise InputError("train_model: no validation subjects (early stopping needs them)")
+    window = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2, **dict(inference or {})}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else _default_device()
+    torch.set_num_threads(int(threads) if threads else max(len(os.sched_getaffinity(0)), 1))
+
+    spec = {
+        "network": str(model["network"]), "task": task, "out_channels": out_channels(task),
+        "class_names": augment.class_names(task), "patch_size": patch_size,
+        "ahnet_cfg": _plain(ahnet_cfg), "dynunet_cfg": _plain(dynunet_cfg),
+        "median_spacing": None if median_spacing is None else [float(s) for s in median_spacing],
+    }
+    fingerprint = {
+        "spec": spec, "seed": int(seed), "loss": _plain(loss), "augmentation": _plain(augmentation),
+        "training": {k: _plain(v) for k, v in training.items() if k not in RESUMABLE_CHANGES},
+        "train": [str(r["subject"]) for r in train_records], "validation": [str(r["subject"]) for r in val_records],
+        "encoder": None if encoder_path is None else os.path.basename(str(encoder_path)),
+    }
+    criterion = MarginLabelSmoothing(margin=float(loss["margin"]), alpha=float(loss["alpha"]))
+    # Build everything that reads data first: a bad file stops the job before training.
+    dataset = tio.SubjectsDataset([augment.make_subject(r, task) for r in train_records],
+                                  transform=augment.training_transform(augmentation, patch_size))
+    sampler = tio.LabelSampler(patch_size, label_name="label",
+                               label_probabilities=cfg.sampler_probabilities(task))
+    validation = [_load_validation(r, task) for r in val_records]
+
+    _seed_everything(int(seed))
+    net = _build_network(spec, encoder_path=encoder_path if spec["network"] == "ahnet" else None).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(cfg.learning_rate))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    state = _State(history=[])
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if checkpoint.exists():
+        state = _load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, device)
+        _log(f"resuming from {checkpoint} after epoch {state.epoch}")
+
+    with _sigterm_flag() as stop:
+        try:
+            while not state.done(cfg):
+                epoch = state.epoch + 1
+                _seed_everything(_epoch_seed(int(seed), epoch))
+                start = time.perf_counter()
+                train_loss = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
+                val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
+                improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
+                if improved:
+                    state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
+                    state.best_state = _cpu_copy(net.state_dict())
+                else:
+                    state.since_best += 1
+                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                       **{f"val_dice_{name}": value for name, value in dice.items()},
+                       "val_dice_mean": _nanmean(list(dice.values())),
+                       "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
+                       "is_best": improved}
+                state.history.append(row)
+                state.epoch = epoch
+                _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
+                _log(f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+                     f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}")
+        except TrainingInterrupted:
+            _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
+            raise SystemExit(SIGTERM_EXIT) from None
+
+    _write_model(out_dir / "model.pt", spec, state)
+    history = pd.DataFrame(state.history)
+    write_table(out_dir / "history.tsv", history)
+    plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
+    if not cfg.keep_checkpoint:
+        checkpoint.unlink()
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
+    """The trained network of a model.pt, in eval mode on `device`, and its spec
+    (network, task, out_channels, class_names, patch_size, ahnet_cfg, dynunet_cfg,
+    median_spacing, best_epoch, best_val_loss, epochs)."""
+    path = Path(path)
+    payload = _torch_load(path, "model")
+    if payload.get("format") != MODEL_FORMAT or "state_dict" not in payload or "spec" not in payload:
+        raise InputError(f"{path}: not a liverseg model file (format {payload.get('format')!r})")
+    device = torch.device(device) if device is not None else _default_device()
+    spec = dict(payload["spec"])
+    net = _build_network(spec, encoder_path=None)
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit the network its spec describes ({exc})") from exc
+    return net.to(device).eval(), spec
+
+
+def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """Training and validation loss, and validation Dice per class, against the epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    from .figures import plt, save
+
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(history["epoch"], history["train_loss"], marker="o", ms=3, label="training")
+    ax_loss.plot(history["epoch"], history["val_loss"], marker="o", ms=3, label="validation")
+    dice_columns = [c for c in history.columns if c.startswith("val_dice_") and c != "val_dice_mean"]
+    for column in dice_columns:
+        ax_dice.plot(history["epoch"], history[column], marker="o", ms=3, label=column[len("val_dice_"):])
+    best = history.loc[history["is_best"].astype(bool), "epoch"]
+    for ax in (ax_loss, ax_dice):
+        if len(best):
+            ax.axvline(best.iloc[-1], color="grey", ls="--", lw=1, label="best model")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_loss.set_ylabel("loss (margin-based label smoothing)")
+    ax_dice.set_ylabel("validation Dice")
+    ax_dice.set_ylim(0, 1)
+    for ax in (ax_loss, ax_dice):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    save(fig, path)
+
+
+# --- training steps -------------------------------------------------------------------
+
+def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
+                 stop: threading.Event) -> float:
+    """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
+    queue = tio.Queue(dataset, max_length=cfg.queue_length, samples_per_volume=cfg.samples_per_volume,
+                      sampler=sampler, num_workers=cfg.num_workers, shuffle_subjects=True, shuffle_patches=True)
+    # num_workers=0: the queue itself runs workers; the loader only pops patches from it.
+    loader = DataLoader(queue, batch_size=cfg.batch_size, sampler=_Forever(), num_workers=0)
+    batches = iter(loader)
+    net.train()
+    total = 0.0
+    progress = tqdm(range(cfg.iterations_per_epoch), desc=f"epoch {epoch}", file=sys.stderr, leave=False,
+                    dynamic_ncols=True, mininterval=1.0)
+    for _ in progress:
+        try:
+            batch = next(batches)
+        except Exception:
+            if stop.is_set():  # SIGTERM sent to the whole job also ends the queue's workers
+                raise TrainingInterrupted from None
+            raise
+        images = batch["image"][tio.DATA].to(device)
+        targets = batch["label"][tio.DATA].to(device).long()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_for(device):
+            logits = net(images)
+        loss = criterion(logits.float(), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += float(loss.detach())
+        progress.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if stop.is_set():
+            progress.close()
+            raise TrainingInterrupted
+    return total / cfg.iterations_per_epoch
+
+
+def _validate(net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
+              ) -> tuple[float, dict[str, float]]:
+    """Mean whole-volume loss and per-class mean Dice over the validation subjects."""
+    losses, dices = [], []
+    patch_size, names = spec["patch_size"], spec["class_names"][1:]
+    for subject, image, target in validation:
+        if stop.is_set():
+            raise TrainingInterrupted
+        logits = sliding_window_logits(net, image, patch_size, overlap=window["overlap"], mode=window["mode"],
+                                       sw_batch_size=window["sw_batch_size"], device=device)
+        truth = torch.from_numpy(target).to(device).long()[None, None]
+        with torch.no_grad():
+            losses.append(float(criterion(logits, truth)))
+        prediction = logits.argmax(dim=1)[0].cpu().numpy()
+        dices.append([_dice(prediction == c, target == c) for c in range(1, logits.shape[1])])
+    per_class = np.array(dices, dtype=float)
+    return float(np.mean(losses)), {name: _nanmean(per_class[:, i]) for i, name in enumerate(names)}
+
+
+def _load_validation(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """A validation subject as (id, raw image, task target), loaded once for all epochs."""
+    subject = augment.make_subject(record, task)  # checks the record and the files
+    image = subject["image"].data[0].numpy()
+    target = subject["label"].data[0].numpy()
+    if image.shape != target.shape:
+        raise InputError(f"{record['label']}: shape {target.shape} differs from its image's {image.shape}")
+    return str(record["subject"]), image, target
+
+
+def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two boolean masks; NaN when both are empty (nothing to find, none found)."""
+    total = int(prediction.sum()) + int(truth.sum())
+    return float("nan") if total == 0 else 2.0 * int(np.logical_and(prediction, truth).sum()) / total
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+class _Forever(torch.utils.data.Sampler):
+    """Indices without end: a queue ignores the index, and an epoch is counted in
+    iterations, so every batch is full whatever the queue's nominal length."""
+
+    def __iter__(self) -> Iterator[int]:
+        index = 0
+        while True:
+            yield index
+            index += 1
+
+
+# --- network, checkpoint, model file ---------------------------------------------------
+
+def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
+    from .nets import build_network, transfer_encoder
+
+    net = build_network(spec["network"], spec["out_channels"], spec["patch_size"], ahnet_cfg=spec["ahnet_cfg"],
+                        dynunet_cfg=spec["dynunet_cfg"], median_spacing=spec["median_spacing"])
+    if encoder_path is not None:
+        from .pretrain import load_encoder
+
+        transfer_encoder(net, load_encoder(encoder_path))
+    return net
+
+
+def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state: _State) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": state.epoch,
+        "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "best_loss": state.best_loss, "best_epoch": state.best_epoch, "best_state": state.best_state,
+        "since_best": state.since_best, "history": state.history,
+        "rng": _rng_states(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, device) -> _State:
+    payload = _torch_load(path, "checkpoint")
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not a liverseg checkpoint (format {payload.get('format')!r})")
+    saved = payload.get("fingerprint", {})
+    changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+    if changed:
+        detail = ", ".join(changed)
+        if "training" in changed:
+            keys = set(saved.get("training", {})) | set(fingerprint["training"])
+            detail += " (" + ", ".join(sorted(k for k in keys if saved.get("training", {}).get(k)
+                                              != fingerprint["training"].get(k))) + ")"
+        raise InputError(f"{path}: written for a different setup ({detail} changed); "
+                         "delete it to train from scratch")
+    try:
+        net.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scaler.is_enabled() and payload["scaler"]:
+            scaler.load_state_dict(payload["scaler"])
+        state = _State(epoch=int(payload["epoch"]), best_loss=float(payload["best_loss"]),
+                       best_epoch=int(payload["best_epoch"]), best_state=payload["best_state"],
+                       since_best=int(payload["since_best"]), history=list(payload["history"]))
+        _set_rng_states(payload["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); "
+                         "delete it to train from scratch") from exc
+    return state
+
+
+def _write_model(path: Path, spec: dict, state: _State) -> None:
+    payload = {"format": MODEL_FORMAT, "state_dict": state.best_state,
+               "spec": {**spec, "best_epoch": state.best_epoch, "best_val_loss": state.best_loss,
+                        "epochs": state.epoch}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _torch_load(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        # weights_only: a checkpoint holds only tensors and plain Python values, and
+        # loading one must never run code.
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        hint = "; delete it to train from scratch" if what == "checkpoint" else ""
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's messages run to pages
+        raise InputError(f"{path}: cannot read {what} ({type(exc).__name__}: {reason}){hint}") from exc
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: not a liverseg {what} file")
+    return payload
+
+
+# --- randomness, devices, signals ------------------------------------------------------
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+def _rng_states() -> dict:
+    """RNG states as tensors and plain values (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping) -> None:
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def _sigterm_flag() -> Iterator[threading.Event]:
+    """An event set by SIGTERM while training runs; the previous handler comes back after."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach the main thread only; nothing to install
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cpu_copy(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+
+
+def _plain(value):
+    """Config values as plain Python (lists, dicts, numbers), comparable and loadable."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _log(message: str) -> None:
+    tqdm.write(f"[train] {message}", file=sys.stderr)

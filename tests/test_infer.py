@@ -1,0 +1,79 @@
+"""Sliding-window inference: shapes, padding and cropping, normalisation, probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from liverseg.augment import normalise
+from liverseg.errors import InputError
+from liverseg.infer import predict_volume, sliding_window_logits
+from liverseg.nets import build_network
+
+
+class VoxelwiseNet(nn.Module):
+    """Logits (x, -x) per voxel: the exact output is known for every voxel, so any
+    misplaced window, padding or crop shows up."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, kernel_size=1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0]).reshape(2, 1, 1, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    """Larger than the patch in-plane, shorter along the slice axis (like a 44-slice
+    ATLAS volume under a 64-slice patch)."""
+    rng = np.random.default_rng(0)
+    return (rng.normal(100, 20, (45, 38, 7)) + np.linspace(0, 50, 7)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "constant"])
+def test_voxelwise_prediction_is_exact(image, mode):
+    probs = predict_volume(VoxelwiseNet(), image, (32, 32, 16), overlap=0.5, mode=mode)
+    assert probs.shape == (2,) + image.shape and probs.dtype == np.float32
+    expected_foreground = 1 / (1 + np.exp(2 * normalise(image)))  # softmax of (x, -x), class 1
+    np.testing.assert_allclose(probs[1], expected_foreground, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-5)
+
+
+def test_real_network_shape_and_probabilities(image):
+    torch.manual_seed(0)
+    net = build_network("dynunet", 3, (32, 32, 16), None, {"filters": 4}, (0.8, 0.8, 3.0))
+    net.train()
+    probs = predict_volume(net, image, (32, 32, 16), overlap=0.5, sw_batch_size=3)
+    assert probs.shape == (3,) + image.shape
+    assert probs.min() >= 0
+    np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-5)
+    assert net.training  # the caller's mode is given back
+
+
+def test_logits_are_blended_network_outputs(image):
+    logits = sliding_window_logits(VoxelwiseNet(), image, (32, 32, 16), overlap=0.25)
+    assert logits.shape == (1, 2) + image.shape and logits.dtype == torch.float32
+    np.testing.assert_allclose(logits[0, 0].numpy(), normalise(image), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"overlap": 1.0}, "overlap"),
+    ({"mode": "hann"}, "mode"),
+    ({"patch_size": (32, 32)}, "patch size"),
+])
+def test_bad_arguments(image, kwargs, message):
+    args = {"patch_size": (32, 32, 16), **kwargs}
+    with pytest.raises(InputError, match=message):
+        predict_volume(VoxelwiseNet(), image, **args)
+
+
+def test_bad_image():
+    with pytest.raises(InputError, match="3D"):
+        predict_volume(VoxelwiseNet(), np.zeros((8, 8)), (8, 8, 8))
+    with pytest.raises(InputError, match="NaN"):
+        predict_volume(VoxelwiseNet(), np.full((8, 8, 8), np.nan), (8, 8, 8))

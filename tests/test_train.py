@@ -1,0 +1,257 @@
+"""Training: outputs, early stopping, resume after a kill, SIGTERM, bad checkpoints.
+
+Tiny networks on 40 x 40 x 12 phantoms; a DynUNet with 4 base filters unless said
+otherwise. The resume test runs the job in a subprocess, kills it after its first
+checkpoint, reruns it and compares every tensor with an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from liverseg.errors import ConfigError, InputError
+from liverseg.infer import predict_volume
+from liverseg.pretrain import load_encoder, pretrain_encoder
+from liverseg.train import load_model, train_model
+
+from conftest import phantom, write_pair
+
+SPACING = (0.8, 0.8, 3.0)
+BASE = {
+    "model": {"network": "dynunet", "task": "multiclass", "patch_size": [32, 32, 16]},
+    "ahnet_cfg": {"layers": [1, 1, 1, 1], "psp_block_num": 1},
+    "dynunet_cfg": {"filters": 4},
+    "training": {"learning_rate": 2e-3, "batch_size": 2, "max_epochs": 3, "patience": 10,
+                 "iterations_per_epoch": 3, "samples_per_volume": 2, "queue_length": 4, "num_workers": 0,
+                 "label_probabilities": {"background": 1, "liver": 1, "tumor": 2}, "keep_checkpoint": True},
+    "loss": {"margin": 10, "alpha": 0.1},
+    "augmentation": {"flip": 0.5, "affine": 0.5, "contrast": 0.5, "gamma": 0.5, "bias_field": 0.5, "noise": 0.5},
+    "seed": 5,
+    "median_spacing": list(SPACING),
+    "inference": {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2},
+    "threads": 1,
+}
+RUNNER = """
+import json, sys
+from liverseg.train import train_model
+args = json.load(open(sys.argv[1]))
+train_model(args.pop("train"), args.pop("validation"), **args)
+"""
+
+
+def variant(**changes) -> dict:
+    """BASE with `training` keys (or top-level keys) replaced."""
+    kwargs = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        (kwargs["training"] if key in kwargs["training"] else kwargs)[key] = value
+    return kwargs
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("atlas")
+    out = []
+    for n in range(4):
+        image, label = phantom(seed=n)
+        write_pair(root, n, image, label, np.diag([*SPACING, 1.0]))
+        out.append({"subject": f"im{n}", "image": str(root / "imagesTr" / f"im{n}.nii.gz"),
+                    "label": str(root / "labelsTr" / f"lb{n}.nii.gz")})
+    return {"train": out[:3], "validation": out[3:]}
+
+
+@pytest.fixture(scope="module")
+def reference(records, tmp_path_factory) -> Path:
+    """An uninterrupted three-epoch run, checkpoint kept."""
+    out = tmp_path_factory.mktemp("reference")
+    train_model(records["train"], records["validation"], out_dir=out, **variant())
+    return out
+
+
+def ckpt(path: Path) -> dict:
+    return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_outputs(reference, records):
+    history = pd.read_csv(reference / "history.tsv", sep="\t")
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_dice_liver", "val_dice_tumor",
+                                     "val_dice_mean", "lr", "seconds", "is_best"]
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert history[["train_loss", "val_loss"]].notna().all().all()
+    assert (reference / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    net, spec = load_model(reference / "model.pt")
+    assert not net.training
+    assert spec["task"] == "multiclass" and spec["out_channels"] == 3 and spec["patch_size"] == [32, 32, 16]
+    best = history.loc[history["val_loss"].idxmin()]
+    assert spec["best_epoch"] == best["epoch"] and spec["epochs"] == 3
+    assert spec["best_val_loss"] == pytest.approx(best["val_loss"])
+    # model.pt holds the best weights, not the last ones
+    assert_same_tensors(net.state_dict(), ckpt(reference)["best_state"])
+    image = np.asarray(torch.rand(40, 40, 12))
+    probs = predict_volume(net, image, spec["patch_size"])
+    assert probs.shape == (3, 40, 40, 12)
+
+
+def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):
+    """One epoch, then the run continued to three (max_epochs may change on resume)."""
+    train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(max_epochs=1))
+    assert ckpt(tmp_path)["epoch"] == 1
+    train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
+    assert_same_tensors(ckpt(tmp_path)["model"], ckpt(reference)["model"])
+    assert_same_tensors(load_model(tmp_path / "model.pt")[0].state_dict(),
+                        load_model(reference / "model.pt")[0].state_dict())
+
+
+def start_job(records, out: Path, tmp_path: Path) -> subprocess.Popen:
+    args = {"train": records["train"], "validation": records["validation"], "out_dir": str(out), **variant()}
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    (tmp_path / "runner.py").write_text(RUNNER)
+    with open(tmp_path / "job.log", "w") as log:  # a file, not a pipe: a full pipe would block the job
+        return subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "args.json")],
+                                stderr=log)
+
+
+def wait_for_first_checkpoint(job: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (out / "checkpoint.pt").exists():
+        assert job.poll() is None, f"job ended early: {(out.parent / 'job.log').read_text()}"
+        assert time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(reference, records, tmp_path, capsys):
+    out = tmp_path / "killed"
+    job = start_job(records, out, tmp_path)
+    wait_for_first_checkpoint(job, out)
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=60)
+    killed = ckpt(out)
+    assert 1 <= killed["epoch"] < 3, "the job must be killed before it finishes"
+    assert not (out / "model.pt").exists()  # outputs only appear at the end
+
+    train_model(records["train"], records["validation"], out_dir=out, **variant())
+    assert f"after epoch {killed['epoch']}" in capsys.readouterr().err
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    # the epochs before the kill come from the checkpoint (wall-clock seconds included)
+    done = pd.DataFrame(killed["history"])
+    np.testing.assert_array_equal(history["seconds"][: len(done)], done["seconds"])
+    assert_same_tensors(ckpt(out)["model"], ckpt(reference)["model"])
+    assert_same_tensors(load_model(out / "model.pt")[0].state_dict(), load_model(reference / "model.pt")[0].state_dict())
+
+
+def test_sigterm_checkpoints_and_exits_143(records, tmp_path, capsys):
+    """SIGTERM (SLURM preemption) after the first checkpoint: training stops, exits 143
+    and leaves a checkpoint that resumes. Sent to this process from a thread; a guard
+    handler keeps a late signal from ending pytest."""
+    out = tmp_path / "preempted"
+
+    def preempt():
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # the guard
+    try:
+        sender = threading.Thread(target=preempt)
+        sender.start()
+        with pytest.raises(SystemExit) as stopped:
+            train_model(records["train"], records["validation"], out_dir=out, **variant(max_epochs=50))
+        sender.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 143
+    assert "SIGTERM" in capsys.readouterr().err
+    state = ckpt(out)
+    assert 1 <= state["epoch"] < 50 and len(state["history"]) == state["epoch"]
+    assert not (out / "model.pt").exists()
+    train_model(records["train"], records["validation"], out_dir=out, **variant(max_epochs=state["epoch"] + 1))
+    assert pd.read_csv(out / "history.tsv", sep="\t")["epoch"].tolist() == list(range(1, state["epoch"] + 2))
+
+
+def test_early_stopping(records, tmp_path):
+    """A learning rate too small to move a float32 weight: the validation loss never
+    improves after epoch 1, so training stops after `patience` more epochs; the
+    checkpoint goes once the outputs are written."""
+    train_model(records["train"], records["validation"], out_dir=tmp_path,
+                **variant(learning_rate=1e-30, patience=2, max_epochs=10, iterations_per_epoch=1,
+                          keep_checkpoint=False))
+    history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert history["is_best"].tolist() == [True, False, False]
+    assert load_model(tmp_path / "model.pt")[1]["best_epoch"] == 1
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_damaged_checkpoint_is_never_replaced(records, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match=r"checkpoint.pt: cannot read checkpoint .*delete it"):
+        train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_checkpoint_of_another_setup_is_refused(reference, records, tmp_path):
+    shutil.copy(reference / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    with pytest.raises(InputError, match=r"different setup \(training \(learning_rate\) changed\)"):
+        train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(learning_rate=1e-3))
+    with pytest.raises(InputError, match=r"different setup \(train changed\)"):
+        train_model(records["train"][:2], records["validation"], out_dir=tmp_path, **variant())
+
+
+@pytest.mark.parametrize("training, message", [
+    ({"patience": None}, r"training: missing key\(s\) \['patience'\]"),
+    ({"batch_size": 0}, r"training.batch_size: an integer >= 1"),
+    ({"label_probabilities": {"background": 1, "liver": 1}}, "training.label_probabilities"),
+    ({"epochs": 3}, r"training: unknown key\(s\) \['epochs'\]"),
+])
+def test_bad_training_config(records, tmp_path, training, message):
+    kwargs = variant()
+    for key, value in training.items():
+        if value is None:
+            del kwargs["training"][key]
+        else:
+            kwargs["training"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+
+
+@pytest.mark.slow
+def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
+    """The demo's small AHNet on a binary task, started from a 2D encoder pretrained on
+    2.5D slices: 12-slice volumes padded to a 32-slice patch, two output channels, the
+    encoder's kernels in the model (a learning rate too small to move them)."""
+    encoder = tmp_path / "encoder.pt"
+    pretrain_encoder(records["train"], encoder, layers=[1, 1, 1, 1], epochs=1, slices_per_epoch=2, batch_size=2,
+                     lr=1e-3, seed=0, crop=32)
+    kwargs = variant(max_epochs=1, iterations_per_epoch=1, batch_size=1, learning_rate=1e-30, keep_checkpoint=False)
+    kwargs["model"] = {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 32]}
+    train_model(records["train"], records["validation"], out_dir=tmp_path / "model", encoder_path=str(encoder),
+                **kwargs)
+    net, spec = load_model(tmp_path / "model" / "model.pt")
+    assert spec["out_channels"] == 2 and spec["class_names"] == ["background", "tumor"]
+    kernel = load_encoder(encoder).state_dict()["layer1.0.conv1.weight"]
+    assert torch.equal(net.state_dict()["layer1.0.conv1.weight"], kernel[..., None])
+    history = pd.read_csv(tmp_path / "model" / "history.tsv", sep="\t")
+    assert "val_dice_tumor" in history.columns and "val_dice_liver" not in history.columns

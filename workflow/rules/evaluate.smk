@@ -1,0 +1,99 @@
+# Stage 8: per-subject metrics of every pipeline and stage, Tables 2 and 3, and the
+# held-out scores of the ensemble (paper §2.7, §3, §4).
+
+
+rule evaluate:
+    input:
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        segmentations=f"{RESULTS}/segmentations/{{pipeline}}",
+    output:
+        f"{RESULTS}/metrics/{{pipeline}}_{{stage}}.tsv",
+    params:
+        tolerance_mm=config["evaluation"]["tolerance_mm"],
+    threads: workflow.cores
+    log:
+        f"{RESULTS}/logs/evaluate/{{pipeline}}_{{stage}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/evaluate/{{pipeline}}_{{stage}}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule table2:
+    input:
+        **{f"{p}/{s}": f"{RESULTS}/metrics/{p}_{s}.tsv" for p, s in TABLE2_COLUMNS},
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/table2_metrics", ".tsv", ".md", ".tex"),
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        f"{RESULTS}/tables/table2_metrics_values.tsv",
+    params:
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/table2.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/table2.py"
+
+
+rule table3:
+    input:
+        multiclass=f"{RESULTS}/metrics/multiclass_postprocessed.tsv",
+        dual_binary=f"{RESULTS}/metrics/dual_binary_postprocessed.tsv",
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/table3_tests", ".tsv", ".md", ".tex"),
+            caption="../report/table3.rst",
+            category="Tables",
+        ),
+    params:
+        alpha=config["evaluation"]["alpha"],
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/table3.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/table3.py"
+
+
+rule score_heldout:
+    input:
+        ensemble=f"{RESULTS}/ensemble/{{pipeline}}/ensemble",
+        folds=expand(f"{RESULTS}/ensemble/{{{{pipeline}}}}/fold{{fold}}", fold=FOLDS),
+        labels=HELDOUT["input"],
+    output:
+        f"{RESULTS}/metrics/heldout_{{pipeline}}.tsv",
+    params:
+        labels=HELDOUT["labels"],
+        tolerance_mm=config["evaluation"]["tolerance_mm"],
+    log:
+        f"{RESULTS}/logs/score_heldout/{{pipeline}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/score_heldout.py"
+
+
+rule heldout_table:
+    input:
+        expand(f"{RESULTS}/metrics/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/heldout_scores", ".tsv", ".md"),
+            caption="../report/heldout.rst",
+            category="Tables",
+        ),
+    params:
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/heldout_table.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/heldout_table.py"

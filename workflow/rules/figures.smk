@@ -1,0 +1,64 @@
+# Stage 7: lesion uncertainty, Figures 4 and 5 and the AUROC table (paper §2.6, §3).
+
+
+rule figure_lesions:
+    input:
+        lesions=f"{RESULTS}/lesions/{{pipeline}}.tsv",
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        segmentations=f"{RESULTS}/segmentations/{{pipeline}}",
+    output:
+        fig4=report(
+            f"{RESULTS}/figures/fig4_uncertainty_{{pipeline}}.png",
+            caption="../report/fig4_uncertainty.rst",
+            category="Lesion uncertainty",
+        ),
+        fig5=report(
+            f"{RESULTS}/figures/fig5_cases_{{pipeline}}.png",
+            caption="../report/fig5_cases.rst",
+            category="Lesion uncertainty",
+        ),
+    params:
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/figure_lesions/{{pipeline}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_lesions.py"
+
+
+rule paper_figure:
+    """The paper's Figures 4 and 5 show the multi-class pipeline."""
+    input:
+        f"{RESULTS}/figures/{{figure}}_multiclass.png",
+    output:
+        report(
+            f"{RESULTS}/figures/{{figure}}.png",
+            caption="../report/paper_figure.rst",
+            category="Lesion uncertainty",
+        ),
+    wildcard_constraints:
+        figure="fig4_uncertainty|fig5_cases",
+    log:
+        f"{RESULTS}/logs/paper_figure/{{figure}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule lesion_auroc:
+    input:
+        **{p: f"{RESULTS}/lesions/{p}.tsv" for p in PIPELINE_NAMES},
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/lesion_uncertainty", ".tsv", ".md"),
+            caption="../report/lesion_auroc.rst",
+            category="Lesion uncertainty",
+        ),
+    log:
+        f"{RESULTS}/logs/lesion_auroc.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/lesion_auroc.py"

@@ -1,0 +1,6 @@
+from liverseg.ensemble import predict_images
+from liverseg.scripting import script_context
+
+with script_context(snakemake):
+    predict_images(snakemake.input.models, snakemake.params.images, snakemake.output[0],
+                   postprocess=snakemake.params.postprocess, inference=snakemake.params.inference)
