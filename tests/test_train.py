@@ -255,3 +255,14 @@ def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
     assert torch.equal(net.state_dict()["layer1.0.conv1.weight"], kernel[..., None])
     history = pd.read_csv(tmp_path / "model" / "history.tsv", sep="\t")
     assert "val_dice_tumor" in history.columns and "val_dice_liver" not in history.columns
+
+
+def test_missing_model_or_loss_keys(records, tmp_path):
+    kwargs = variant()
+    del kwargs["loss"]["alpha"]
+    with pytest.raises(ConfigError, match=r"loss: missing key\(s\) \['alpha'\]"):
+        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+    kwargs = variant()
+    kwargs["model"] = {"network": "ahnet", "task": "lesion", "patch_size": [64, 64, 32]}
+    with pytest.raises(ConfigError, match="unknown task 'lesion'"):
+        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)

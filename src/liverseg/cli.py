@@ -22,6 +22,16 @@ def _evaluate(args) -> None:
     print(f"{len(table)} subjects evaluated -> {args.out}")
 
 
+def _predict(args) -> None:
+    from .ensemble import predict_images
+
+    postprocess = {"dilation_mm": args.dilation_mm, "closing_mm": args.closing_mm}
+    inference = {"overlap": args.overlap, "mode": "gaussian", "sw_batch_size": args.sw_batch_size}
+    table = predict_images(args.models, args.input, args.output, postprocess=postprocess, inference=inference,
+                           device=args.device)
+    print(f"segmentations and lesions.tsv ({len(table)} lesions) written to {args.output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liverseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tolerance-mm", type=float, default=5.0, help="surface Dice tolerance (default 5)")
     evaluate.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="segment your own images with an ensemble of trained models (post-processed, lesion report)"
+    )
+    predict.add_argument("--models", nargs="+", required=True,
+                         help="model.pt files or folders holding them (e.g. results/models/ahnet_multiclass)")
+    predict.add_argument("--input", required=True, help="a NIfTI image or a folder of them")
+    predict.add_argument("--output", required=True, help="output folder: one segmentation per image, lesions.tsv")
+    predict.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    predict.add_argument("--sw-batch-size", type=int, default=2)
+    predict.add_argument("--dilation-mm", type=float, default=5.0, help="post-processing step 2 radius (default 5)")
+    predict.add_argument("--closing-mm", type=float, default=3.0, help="post-processing step 3 radius (default 3)")
+    predict.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    predict.set_defaults(run=_predict)
     return parser
 
 

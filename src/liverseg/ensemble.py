@@ -52,13 +52,14 @@ def image_files(path) -> list[Path]:
 
 
 def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
-    """Load the models; return the pipeline they form and {role: [(model, spec), ...]}."""
+    """Load the models; return the pipeline they form and {role: [(group, model, spec)]},
+    the group being the folder that holds the model.pt (fold1, ...)."""
     from .train import load_model
 
     roles: dict[str, list] = defaultdict(list)
     for path in model_files(paths):
         model, spec = load_model(path, device=device)
-        roles[spec["task"]].append((model, spec))
+        roles[spec["task"]].append((path.parent.name, model, spec))
     if set(roles) == {"multiclass"}:
         return "multiclass", dict(roles)
     if set(roles) == {"liver", "tumor"}:
@@ -68,31 +69,41 @@ def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
     )
 
 
-def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference: dict, device=None) -> pd.DataFrame:
+def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference: dict, single_folds: bool = False,
+                   device=None) -> pd.DataFrame:
     """Segment every image with the ensemble; write out_dir/<image name> and lesions.tsv.
 
-    Returns the lesion table (one row per predicted tumour lesion, with its uncertainty).
+    With `single_folds`, the ensemble goes to out_dir/ensemble/ and each fold's models
+    alone (the models in one folder, e.g. fold3/) to out_dir/<folder>/, so the ensemble
+    can be scored against its members. Returns the ensemble's lesion table (one row per
+    predicted tumour lesion, with its uncertainty).
     """
     from .infer import predict_volume
     from .lesions import lesion_table
 
     pipeline, roles = load_ensemble(model_paths, device=device)
     out_dir = Path(out_dir)
+    ensemble_dir = out_dir / "ensemble" if single_folds else out_dir
+    groups = sorted(set.intersection(*({g for g, _, _ in members} for members in roles.values())))
     rows = []
     for path in tqdm(image_files(images), desc=f"ensemble ({pipeline})", unit="image"):
         img = load_nifti(path)
         image = img.get_fdata(dtype=np.float32)
         if image.ndim != 3 or not np.isfinite(image).all():
             raise InputError(f"{path}: expected a 3D image with finite intensities")
-        probabilities = {}
-        for role, members in roles.items():
-            maps = [predict_volume(m, image, s["patch_size"], device=device, **inference) for m, s in members]
-            probabilities[role] = average(maps)
-        result = segment(probabilities, spacing_of(img), **postprocess)
-        save_in_reference_space(out_dir / path.name, result.postprocessed, path)
-        rows.append(lesion_table(result.postprocessed, result.tumor_probability, spacing_of(img), None, _stem(path)))
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    write_table(out_dir / "lesions.tsv", table)
+        spacing = spacing_of(img)
+        maps = {role: [(g, predict_volume(m, image, s["patch_size"], device=device, **inference)) for g, m, s in members]
+                for role, members in roles.items()}
+        result = segment({role: average([p for _, p in members]) for role, members in maps.items()}, spacing,
+                         **postprocess)
+        save_in_reference_space(ensemble_dir / path.name, result.postprocessed, path)
+        rows.append(lesion_table(result.postprocessed, result.tumor_probability, spacing, None, _stem(path)))
+        for group in groups if single_folds else []:
+            alone = segment({role: average([p for g, p in members if g == group]) for role, members in maps.items()},
+                            spacing, **postprocess)
+            save_in_reference_space(out_dir / group / path.name, alone.postprocessed, path)
+    table = pd.concat(rows, ignore_index=True)
+    write_table(ensemble_dir / "lesions.tsv", table)
     return table
 
 

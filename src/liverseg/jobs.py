@@ -59,8 +59,9 @@ def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: s
     )
 
 
-def predict_job(cohort_tsv, folds_json, fold: int, model_path, out_dir, *, inference: dict) -> None:
-    """Probabilities of the fold's test subjects by the fold's model (float16, .npz)."""
+def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *, inference: dict) -> None:
+    """Probabilities (float16, .npz) of every cross-validation subject by the model of the
+    fold whose test split holds it: out_dir/fold{k}/{subject}.npz."""
     import numpy as np
     from tqdm import tqdm
 
@@ -68,11 +69,12 @@ def predict_job(cohort_tsv, folds_json, fold: int, model_path, out_dir, *, infer
     from .io import load_nifti, save_probabilities
     from .train import load_model
 
-    model, spec = load_model(model_path)
-    for record in tqdm(fold_records(cohort_tsv, folds_json, fold)["test"], desc=f"predict fold {fold}", unit="subject"):
-        image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
-        probabilities = predict_volume(model, image, spec["patch_size"], **inference)
-        save_probabilities(Path(out_dir) / f"{record['subject']}.npz", probabilities)
+    for fold, model_path in sorted(model_paths.items()):
+        model, spec = load_model(model_path)
+        for record in tqdm(fold_records(cohort_tsv, folds_json, fold)["test"], desc=f"predict fold {fold}", unit="subject"):
+            image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
+            probabilities = predict_volume(model, image, spec["patch_size"], **inference)
+            save_probabilities(Path(out_dir) / f"fold{fold}" / f"{record['subject']}.npz", probabilities)
 
 
 def segment_job(pipeline: str, cohort_tsv, folds_json, predictions_dir, out_dir, lesions_tsv, *, postprocess: dict) -> None:

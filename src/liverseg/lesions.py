@@ -44,20 +44,17 @@ def lesion_table(seg: np.ndarray, tumor_prob: np.ndarray, spacing, gt: np.ndarra
     lesions, n = cc3d.connected_components(
         np.ascontiguousarray(seg[box] == 2), connectivity=CONNECTIVITY, return_N=True
     )
-    flat = lesions.ravel()
-    voxels = np.bincount(flat, minlength=n + 1)[1:]
-    prob_sum = np.bincount(flat, weights=prob[box].astype(np.float64).ravel(), minlength=n + 1)[1:]
-    centroids = []
-    for axis, offset in enumerate(b.start for b in box):
-        index = np.broadcast_to(
-            np.arange(lesions.shape[axis]).reshape([-1 if a == axis else 1 for a in range(3)]), lesions.shape
-        )
-        centroids.append(np.bincount(flat, weights=index.ravel(), minlength=n + 1)[1:] / voxels + offset)
+    # Statistics over the lesion voxels only (sparse in a large box).
+    coords = np.nonzero(lesions)
+    ids = lesions[coords]
+    count = lambda weights=None: np.bincount(ids, weights=weights, minlength=n + 1)[1:]  # noqa: E731
+    voxels = count()
+    prob_sum = count(prob[box][coords].astype(np.float64))
+    centroids = [count(c.astype(np.float64)) / voxels + b.start for c, b in zip(coords, box)]
     if gt is None:
         status = [""] * n
     else:
-        overlap = np.bincount(flat, weights=(gt[box] == 2).ravel(), minlength=n + 1)[1:]
-        status = np.where(overlap > 0, "TP", "FP").tolist()
+        status = np.where(count((gt[box][coords] == 2).astype(np.float64)) > 0, "TP", "FP").tolist()
     return pd.DataFrame(
         {
             "subject": [subject] * n,

@@ -143,6 +143,10 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     CPUs this process may use). Resumes from out_dir/checkpoint.pt when present.
     """
     cfg = TrainingConfig.from_mapping(training)
+    for section, mapping, keys in (("model", model, ("network", "task", "patch_size")), ("loss", loss, ("margin", "alpha"))):
+        missing = [k for k in keys if k not in mapping]
+        if missing:
+            raise ConfigError(f"{section}: missing key(s) {missing}")
     task = str(model["task"])
     patch_size = [int(s) for s in model["patch_size"]]
     if not train_records:
@@ -182,7 +186,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     state = _State(history=[])
     checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
-        state = _load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, device)
+        state = _load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
         _log(f"resuming from {checkpoint} after epoch {state.epoch}")
 
     with _sigterm_flag() as stop:
@@ -382,7 +386,7 @@ def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, stat
         torch.save(payload, tmp)
 
 
-def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, device) -> _State:
+def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> _State:
     payload = _torch_load(path, "checkpoint")
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a liverseg checkpoint (format {payload.get('format')!r})")

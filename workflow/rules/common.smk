@@ -83,7 +83,7 @@ def final_outputs():
     if "multiclass" in PIPELINE_NAMES:
         outputs += [f"{RESULTS}/figures/fig4_uncertainty.png", f"{RESULTS}/figures/fig5_cases.png"]
     if HELDOUT["images"] and PIPELINE_NAMES:
-        outputs += expand(f"{RESULTS}/ensemble/{{pipeline}}/ensemble", pipeline=PIPELINE_NAMES)
+        outputs += expand(f"{RESULTS}/ensemble/{{pipeline}}", pipeline=PIPELINE_NAMES)
     if HELDOUT["labels"] and PIPELINE_NAMES:
         outputs.append(f"{RESULTS}/tables/heldout_scores.md")
     return outputs

@@ -64,8 +64,7 @@ rule table3:
 
 rule score_heldout:
     input:
-        ensemble=f"{RESULTS}/ensemble/{{pipeline}}/ensemble",
-        folds=expand(f"{RESULTS}/ensemble/{{{{pipeline}}}}/fold{{fold}}", fold=FOLDS),
+        ensemble=f"{RESULTS}/ensemble/{{pipeline}}",
         labels=HELDOUT["input"],
     output:
         f"{RESULTS}/metrics/heldout_{{pipeline}}.tsv",

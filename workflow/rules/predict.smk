@@ -1,14 +1,15 @@
 # Stages 5-6 and 9: cross-validation predictions, the pipelines' segmentations (raw and
-# post-processed) with their lesion tables, and the five-fold ensemble on held-out images.
+# post-processed) with their lesion tables, and the five-fold ensemble on held-out images
+# (ensemble/{pipeline}/ensemble/, and each fold's models alone in ensemble/{pipeline}/fold{k}/).
 
 
 rule predict:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
-        model=f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
+        models=expand(f"{RESULTS}/models/{{{{model}}}}/fold{{fold}}/model.pt", fold=FOLDS),
     output:
-        directory(f"{RESULTS}/predictions/{{model}}/fold{{fold}}"),
+        directory(f"{RESULTS}/predictions/{{model}}"),
     params:
         inference=config["inference"],
     threads: config["resources"]["gpu_job"]["threads"]
@@ -17,9 +18,9 @@ rule predict:
         runtime=config["resources"]["gpu_job"]["runtime"],
         mem_mb=config["resources"]["gpu_job"]["mem_mb"],
     log:
-        f"{RESULTS}/logs/predict/{{model}}/fold{{fold}}.log",
+        f"{RESULTS}/logs/predict/{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/rules/predict/{{model}}/fold{{fold}}.tsv"
+        f"{RESULTS}/benchmarks/rules/predict/{{model}}.tsv"
     conda:
         "../../envs/torch.yaml"
     script:
@@ -30,11 +31,7 @@ rule segment:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
-        predictions=lambda wc: expand(
-            f"{RESULTS}/predictions/{{model}}/fold{{fold}}",
-            model=PIPELINES[wc.pipeline].values(),
-            fold=FOLDS,
-        ),
+        predictions=lambda wc: expand(f"{RESULTS}/predictions/{{model}}", model=PIPELINES[wc.pipeline].values()),
     output:
         segmentations=directory(f"{RESULTS}/segmentations/{{pipeline}}"),
         lesions=f"{RESULTS}/lesions/{{pipeline}}.tsv",
@@ -56,7 +53,7 @@ rule ensemble:
         images=HELDOUT["input"],
         models=lambda wc: ensemble_models(wc.pipeline, FOLDS),
     output:
-        directory(f"{RESULTS}/ensemble/{{pipeline}}/ensemble"),
+        directory(f"{RESULTS}/ensemble/{{pipeline}}"),
     params:
         images=HELDOUT["images"],
         postprocess=config["postprocess"],
@@ -74,15 +71,3 @@ rule ensemble:
         "../../envs/torch.yaml"
     script:
         "../scripts/ensemble.py"
-
-
-use rule ensemble as ensemble_single_fold with:
-    input:
-        images=HELDOUT["input"],
-        models=lambda wc: ensemble_models(wc.pipeline, [int(wc.fold)]),
-    output:
-        directory(f"{RESULTS}/ensemble/{{pipeline}}/fold{{fold}}"),
-    log:
-        f"{RESULTS}/logs/ensemble/{{pipeline}}_fold{{fold}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/rules/ensemble/{{pipeline}}_fold{{fold}}.tsv"
