@@ -27,6 +27,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ def monai_metrics(gt: np.ndarray, pred: np.ndarray) -> dict:
     from monai.metrics import compute_dice, compute_surface_dice
     from monai.metrics.utils import get_edge_surface_distance
 
+    warnings.filterwarnings("ignore", category=FutureWarning, module="monai")  # its own deprecated internals
     out = {}
     for region, g, p in (("liver", gt > 0, pred > 0), ("tumor", gt == 2, pred == 2)):
         tg, tp = torch.from_numpy(g), torch.from_numpy(p)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from .errors import InputError
 from .io import load_nifti, spacing_of, write_table
-from .metrics import METRIC_KEYS, subject_metrics
+from .metrics import METRIC_KEYS, check_tolerance, subject_metrics
 
 SUFFIXES = (".nii.gz", ".nii")
 SPACING_ATOL_MM = 1e-3  # header spacings are float32; a resampled volume differs by far more
@@ -73,11 +74,10 @@ def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | Non
     Returns one row per subject, in the order given: `subject`, then METRIC_KEYS.
     """
     pairs = [(str(s), Path(g), Path(p)) for s, g, p in pairs]
-    if not (np.isfinite(tolerance_mm) and tolerance_mm >= 0):
-        raise InputError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}")
+    check_tolerance(tolerance_mm)
     if not pairs:
         raise InputError("no subjects to evaluate")
-    duplicates = sorted({s for s, _, _ in pairs if sum(s == t for t, _, _ in pairs) > 1})
+    duplicates = sorted(s for s, count in Counter(s for s, _, _ in pairs).items() if count > 1)
     _raise_if([f"subject {s} appears more than once" for s in duplicates], "cannot evaluate")
     _raise_if([problem for pair in pairs if (problem := _header_problem(*pair[1:]))], "cannot evaluate")
 

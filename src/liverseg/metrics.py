@@ -8,7 +8,9 @@ Definitions follow the challenge's evaluator and the two reference libraries:
   surface voxel of one mask to the nearest surface voxel of the other. HD is the largest
   distance of both directions, HD95 the 95th percentile (linear interpolation, as
   numpy.percentile) of the distances of both directions pooled, ASSD the mean of the two
-  directed mean distances.
+  directed mean distances: medpy's `assd` up to 0.4, which the 2023 challenge evaluator
+  ran (medpy 0.5 changed `assd` to the mean of the pooled distances; its `asd`, the
+  directed mean, is unchanged).
 - Surface Dice at a tolerance as DeepMind's `surface-distance` defines it: surface
   elements sit on the half-voxel-shifted corner grid, found from the 2x2x2 neighbourhood
   code of each corner and weighted by their area in mm²; the score is the area of both
@@ -20,7 +22,7 @@ Regions: whole liver = label > 0, tumour = label == 2. Empty masks: both empty g
 Dice 1, surface Dice 1 and distances 0; exactly one empty gives Dice 0, surface Dice 0
 and NaN distances (the nnU-Net-style evaluator of the challenge does the same).
 
-Speed: everything after one pass over the full volume runs on the masks' bounding box
+Speed: everything after a few passes over the full volume runs on the masks' bounding box
 (plus a margin). Surface points are found once per mask with array slicing and serve all
 distance metrics. Directed distances first test the nearest grid offsets in order of
 length (most surface points of a decent prediction lie within a few voxels of the other
@@ -93,7 +95,7 @@ def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], 
     if gt.shape != pred.shape:
         raise InputError(f"ground truth shape {gt.shape} differs from prediction shape {pred.shape}")
     spacing = _check_spacing(spacing, gt.ndim)
-    _check_tolerance(tolerance_mm)
+    check_tolerance(tolerance_mm)
 
     margin = _margin(spacing)
     box = _bounding_box(gt, pred)
@@ -126,7 +128,7 @@ def region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], t
     if gt.ndim != 3 or gt.shape != pred.shape:
         raise InputError(f"expected two 3D masks of the same shape, got {gt.shape} and {pred.shape}")
     spacing = _check_spacing(spacing, gt.ndim)
-    _check_tolerance(tolerance_mm)
+    check_tolerance(tolerance_mm)
     box = _bounding_box(gt, pred)
     if box is not None:
         margin = _margin(spacing)
@@ -178,6 +180,19 @@ def burden_rmse(errors: Iterable[float]) -> float:
     return float(np.sqrt(np.mean(e**2))) if e.size else math.nan
 
 
+def check_tolerance(tolerance_mm: float) -> None:
+    """InputError unless the surface-Dice tolerance is a finite number of mm >= 0."""
+    try:
+        valid = math.isfinite(tolerance_mm) and tolerance_mm >= 0
+    except TypeError:
+        valid = False
+    if not valid:
+        raise InputError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm!r}")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
 def _directed_distances(src: np.ndarray, dst: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Distance in mm from every True point of `src` (C order) to the nearest True point of `dst`.
 
@@ -206,9 +221,6 @@ def _directed_distances(src: np.ndarray, dst: np.ndarray, spacing: Sequence[floa
         _, nearest = tree.query(src_pts * spacing)
         dist[pending] = _offset_length(dst_pts[nearest] - src_pts, spacing)
     return dist
-
-
-# ---------------------------------------------------------------------------- helpers
 
 
 def _offset_length(offsets: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -382,12 +394,3 @@ def _check_spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
     if s.size != ndim or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise InputError(f"spacing must be {ndim} positive numbers in mm, got {tuple(spacing)}")
     return s
-
-
-def _check_tolerance(tolerance_mm: float) -> None:
-    try:
-        valid = math.isfinite(tolerance_mm) and tolerance_mm >= 0
-    except TypeError:
-        valid = False
-    if not valid:
-        raise InputError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm!r}")
