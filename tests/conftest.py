@@ -45,3 +45,18 @@ def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number") -> P
 @pytest.fixture
 def atlas_root(tmp_path) -> Path:
     return make_atlas(tmp_path / "train")
+
+
+# --- workflow tests (test_workflow.py; helpers in workflow_helpers.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def tiny_dag(tmp_path_factory):
+    """The whole DAG on tests/configs/tiny.yaml, run once per session in a private copy of
+    the workflow: returns (workdir, Run). Several workflow tests derive their checks from it."""
+    from workflow_helpers import CORES, TINY, copy_workflow, run_snakemake
+
+    work = copy_workflow(tmp_path_factory.mktemp("tiny_dag"))
+    run = run_snakemake(work, "--cores", str(CORES), "--configfile", TINY, timeout=3600)
+    assert run.returncode == 0, run.tail()
+    return work, run

@@ -66,3 +66,15 @@ def test_gradient_flows_through_the_margin_term():
 def test_mismatched_target_is_refused():
     with pytest.raises(ValueError, match="does not match"):
         MarginLabelSmoothing()(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
+
+
+def test_dice_term_adds_one_minus_foreground_soft_dice():
+    # two voxels, two classes: logits give softmax foreground probabilities s0, s1
+    logits = torch.tensor([[[0.0, 2.0], [1.0, 0.0]]])  # (B=1, C=2, N=2)
+    target = torch.tensor([[1, 0]])
+    # voxel 0: logits (0, 1); voxel 1: logits (2, 0)
+    p1 = [math.exp(1) / (math.exp(0) + math.exp(1)), math.exp(0) / (math.exp(2) + math.exp(0))]
+    dice = (2 * p1[0] + 1e-5) / (sum(p1) + 1 + 1e-5)  # foreground: voxel 0 only
+    plain = MarginLabelSmoothing(margin=10, alpha=0.1)(logits, target)
+    with_dice = MarginLabelSmoothing(margin=10, alpha=0.1, dice_weight=0.5)(logits, target)
+    assert float(with_dice - plain) == pytest.approx(0.5 * (1 - dice), rel=1e-6)

@@ -137,7 +137,7 @@ def test_write_table_three_formats(tmp_path):
     md = paths[1].read_text()
     assert md.startswith("| Region | Metric | Multi-class AHNet ✓ |")
     assert md.count("**") >= 2 * 9 and " *" not in md.replace("**", "")
-    assert md.rstrip().endswith("Table: Metrics & more")
+    assert md.rstrip().endswith(": Metrics & more")
 
     tex = paths[2].read_text()
     assert "\\multicolumn{2}{c}{Multi-class AHNet}" in tex and "\\textbf{" in tex

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InputError
-from .postprocess import CONNECTIVITY, bounding_box
+from .postprocess import CONNECTIVITY, bounding_box, check_spacing
 
 COLUMNS = [
     "subject",
@@ -126,10 +126,4 @@ def _check(seg, prob, spacing, gt, subject: str):
         gt = np.asarray(gt)
         if gt.shape != seg.shape:
             raise InputError(f"{subject}: ground truth shape {gt.shape} differs from segmentation {seg.shape}")
-    try:
-        spacing = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError):
-        raise InputError(f"{subject}: spacing must be three positive numbers, got {spacing!r}") from None
-    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
-        raise InputError(f"{subject}: spacing must be three positive numbers, got {spacing!r}")
-    return seg, prob, spacing, gt
+    return seg, prob, check_spacing(spacing, f"{subject}: spacing"), gt

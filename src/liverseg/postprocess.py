@@ -48,7 +48,7 @@ def structuring_element(radius_mm: float, spacing) -> np.ndarray:
     Its half-size along an axis is floor(radius / spacing): an axis whose spacing
     exceeds the radius keeps only the centre voxel, so thick slices are not bridged.
     """
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     radius = _check_radius(radius_mm, "radius_mm")
     half = [int(np.floor(radius * (1 + _TOL) / s)) for s in spacing]
     grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
@@ -61,7 +61,7 @@ def structuring_element(radius_mm: float, spacing) -> np.ndarray:
 def postprocess_multiclass(seg: np.ndarray, spacing, *, dilation_mm: float, closing_mm: float) -> np.ndarray:
     """Post-process a 3-class segmentation (0 background, 1 liver, 2 tumour); uint8 out."""
     seg = _check_labels(seg)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     dilation_mm = _check_radius(dilation_mm, "dilation_mm")
     closing_mm = _check_radius(closing_mm, "closing_mm")
 
@@ -84,7 +84,7 @@ def postprocess_multiclass(seg: np.ndarray, spacing, *, dilation_mm: float, clos
 def postprocess_dual_binary(liver: np.ndarray, tumor: np.ndarray, spacing, *, closing_mm: float) -> np.ndarray:
     """Post-process the two binary masks of the dual pipeline; 3-class uint8 labels out."""
     liver, tumor = _check_masks(liver, tumor)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     closing_mm = _check_radius(closing_mm, "closing_mm")
     liver = fill_holes(largest_component(liver))  # step 1
     tumor = tumor & liver  # step 2
@@ -178,7 +178,7 @@ def close(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     Dilation keeps the voxels within the radius of the mask, erosion those farther than
     the radius from the dilation's outside: both are distance-transform thresholds.
     """
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     r = radius_mm * (1 + _TOL)
     tight = bounding_box(mask)
     if tight is None or all(s > r for s in spacing):
@@ -218,13 +218,14 @@ def _margin(radius_mm: float, spacing) -> list[int]:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_spacing(spacing) -> tuple[float, float, float]:
+def check_spacing(spacing, what: str = "spacing") -> tuple[float, float, float]:
+    """Three positive finite numbers (mm), or InputError naming `what`."""
     try:
         values = tuple(float(s) for s in spacing)
     except (TypeError, ValueError):
-        raise InputError(f"spacing: expected three positive numbers (mm), got {spacing!r}") from None
+        values = ()
     if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
-        raise InputError(f"spacing: expected three positive numbers (mm), got {spacing!r}")
+        raise InputError(f"{what}: expected three positive numbers (mm), got {spacing!r}")
     return values
 
 

@@ -250,7 +250,7 @@ def to_markdown(frame: pd.DataFrame, caption: str | None = None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     if caption:
-        lines += ["", f"Table: {caption}"]
+        lines += ["", f": {caption}"]  # pandoc caption syntax
     return "\n".join(lines) + "\n"
 
 

@@ -171,7 +171,8 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
         "train": [str(r["subject"]) for r in train_records], "validation": [str(r["subject"]) for r in val_records],
         "encoder": None if encoder_path is None else os.path.basename(str(encoder_path)),
     }
-    criterion = MarginLabelSmoothing(margin=float(loss["margin"]), alpha=float(loss["alpha"]))
+    criterion = MarginLabelSmoothing(margin=float(loss["margin"]), alpha=float(loss["alpha"]),
+                                     dice_weight=float(loss.get("dice_weight", 0.0)))
     # Build everything that reads data first: a bad file stops the job before training.
     dataset = tio.SubjectsDataset([augment.make_subject(r, task) for r in train_records],
                                   transform=augment.training_transform(augmentation, patch_size))

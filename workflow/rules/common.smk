@@ -45,6 +45,14 @@ def heldout_images():
 HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
 
 
+def encoder_input(wildcards):
+    """AHNet models train from the fold's 2.5D-pretrained encoder (ahnet.encoder: slices)."""
+    network = config["models"][wildcards.model]["network"]
+    if network == "ahnet" and config["ahnet"]["encoder"] == "slices":
+        return f"{RESULTS}/models/encoder/fold{wildcards.fold}/encoder.pt"
+    return []
+
+
 def ensemble_models(pipeline, folds):
     return expand(
         f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",

@@ -10,7 +10,7 @@ rule evaluate:
         f"{RESULTS}/metrics/{{pipeline}}_{{stage}}.tsv",
     params:
         tolerance_mm=config["evaluation"]["tolerance_mm"],
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # evaluated per job: --report and --lint need no --cores
     log:
         f"{RESULTS}/logs/evaluate/{{pipeline}}_{{stage}}.log",
     benchmark:

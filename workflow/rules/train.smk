@@ -2,14 +2,6 @@
 # (paper §2.2-2.4, §2.8-2.9). `--resources gpu=1` runs one of them at a time.
 
 
-def encoder_input(wildcards):
-    """AHNet models train from the fold's 2.5D-pretrained encoder (ahnet.encoder: slices)."""
-    network = config["models"][wildcards.model]["network"]
-    if network == "ahnet" and config["ahnet"]["encoder"] == "slices":
-        return f"{RESULTS}/models/encoder/fold{wildcards.fold}/encoder.pt"
-    return []
-
-
 rule pretrain_encoder:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",

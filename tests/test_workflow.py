@@ -1,0 +1,202 @@
+"""The workflow end to end, through Snakemake.
+
+- `snakemake --lint` reports nothing;
+- on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
+  jobs (5 folds x 4 models), each asking for one GPU;
+- the whole DAG on tests/configs/tiny.yaml (run once per session: the `tiny_dag` fixture
+  in conftest.py) writes every table and figure; Table 2's cells follow from the
+  per-subject metrics; `snakemake --report` gathers the tables and figures with their
+  captions; a second run has nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_atlas
+from workflow_helpers import CORES, TINY, copy_workflow, job_stats, planned_jobs, run_snakemake, snapshot
+
+pytestmark = pytest.mark.slow
+
+MODELS = ("ahnet_multiclass", "ahnet_liver", "ahnet_tumor", "dynunet_multiclass")
+PIPELINES = ("multiclass", "dual_binary", "dynunet")
+TINY_FOLDS = (1, 2, 3)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_lint_reports_nothing(tmp_path):
+    work = copy_workflow(tmp_path)
+    run = run_snakemake(work, "--lint", "--configfile", "config/demo.yaml")
+    assert run.returncode == 0 and "Lints for" not in run.output, run.tail()
+
+
+def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path):
+    work = copy_workflow(tmp_path / "work")
+    root = make_atlas(tmp_path / "train", n_subjects=16)
+    run = run_snakemake(work, "-n", "--configfile", "config/config.yaml",
+                        "--config", f"dataset={{source: atlas, root: '{root}'}}")
+    assert run.returncode == 0, run.tail()
+    stats = job_stats(run.output)
+    assert stats["train"] == 20 and stats["pretrain_encoder"] == 5 and stats["predict"] == 4, stats
+    jobs = planned_jobs(run.output)
+    assert sum(stats.values()) == len(jobs)
+    train = [j for j in jobs if j["rule"] == "train"]
+    assert {(j["wildcards"]["model"], j["wildcards"]["fold"]) for j in train} == {
+        (m, str(f)) for m in MODELS for f in range(1, 6)}
+    for job in jobs:  # the GPU jobs ask for one GPU; nothing else asks for one
+        expected = "1" if job["rule"] in ("train", "pretrain_encoder", "predict") else None
+        assert job["resources"].get("gpu") == expected, job
+    assert not (work / "results").exists()  # a dry run writes nothing
+
+
+# --------------------------------------------------------------------------- tiny DAG
+
+
+def cohort_subjects(results: Path) -> list[str]:
+    return pd.read_csv(results / "cohort/cohort.tsv", sep="\t")["subject"].tolist()
+
+
+def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
+    work, _ = tiny_dag
+    results = work / "results"
+    subjects = cohort_subjects(results)
+    assert len(subjects) == 15
+    heldout = sorted(p.name for p in (results / "synthetic/test/imagesTs").glob("im*.nii.gz"))
+    assert len(heldout) == 2
+
+    tables = [f"table1_folds.{x}" for x in ("tsv", "md")] + [f"table2_metrics.{x}" for x in ("tsv", "md", "tex")]
+    tables += ["table2_metrics_values.tsv"] + [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
+    tables += [f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores") for x in ("tsv", "md")]
+    figures = ["fig1_spacing.png", "fig3_boxes.png", "fig4_uncertainty.png", "fig5_cases.png"]
+    figures += [f"fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
+    expected = [f"tables/{t}" for t in tables] + [f"figures/{f}" for f in figures]
+    expected += ["cohort/cohort.tsv", "cohort/folds.json", "analysis/boxes.tsv", "analysis/patch_sizes.json"]
+    expected += [f"models/{m}/fold{k}/{name}" for m in MODELS for k in TINY_FOLDS
+                 for name in ("model.pt", "history.tsv", "curves.png")]
+    expected += [f"models/encoder/fold{k}/encoder.pt" for k in TINY_FOLDS]
+    expected += [f"lesions/{p}.tsv" for p in PIPELINES]
+    expected += [f"metrics/{p}_{s}.tsv" for p in PIPELINES for s in ("raw", "postprocessed")
+                 if not (p == "dynunet" and s == "raw")]
+    expected += [f"metrics/heldout_{p}.tsv" for p in PIPELINES]
+    expected += [f"segmentations/{p}/{s}/{subject}.nii.gz" for p in PIPELINES for s in ("raw", "postprocessed")
+                 for subject in subjects]
+    for p in PIPELINES:
+        expected += [f"ensemble/{p}/ensemble/{name}" for name in heldout + ["lesions.tsv"]]
+        expected += [f"ensemble/{p}/fold{k}/{name}" for k in TINY_FOLDS for name in heldout]
+    missing = [path for path in expected if not (results / path).is_file() or (results / path).stat().st_size == 0]
+    assert not missing, f"missing or empty: {missing}"
+
+    for path in expected:
+        if path.endswith(".png"):
+            assert (results / path).read_bytes()[:8] == PNG_MAGIC, path
+    assert not list(results.glob("models/*/fold*/checkpoint.pt"))  # training.keep_checkpoint: false
+    half_written = [p for p in results.rglob(".*") if p.name != ".snakemake_timestamp"]
+    assert not half_written, half_written
+
+    folds = json.loads((results / "cohort/folds.json").read_text())["folds"]
+    assert sorted(s for f in folds for s in f["test"]) == sorted(subjects)  # the test sets partition the cohort
+    for p in PIPELINES:  # every cross-validation subject scored, held-out images scored against their labels
+        for s in ("raw", "postprocessed"):
+            if (results / f"metrics/{p}_{s}.tsv").exists():
+                assert sorted(pd.read_csv(results / f"metrics/{p}_{s}.tsv", sep="\t")["subject"]) == sorted(subjects)
+        assert len(pd.read_csv(results / f"metrics/heldout_{p}.tsv", sep="\t")) == len(heldout) * (1 + len(TINY_FOLDS))
+    lesions = pd.read_csv(results / "lesions/multiclass.tsv", sep="\t", keep_default_na=False)
+    assert set(lesions["status"]) <= {"TP", "FP"}
+
+
+# Table 2 by hand: the paper's rows and columns, the scales it prints values in.
+TABLE2_ROWS = [("Liver", "ASD", "liver_assd", False), ("Liver", "Dice", "liver_dice", True),
+               ("Liver", "HD", "liver_hd", False), ("Liver", "SD", "liver_surface_dice", True),
+               ("Tumor", "ASD", "tumor_assd", False), ("Tumor", "Dice", "tumor_dice", True),
+               ("Tumor", "HD", "tumor_hd", False), ("Tumor", "SD", "tumor_surface_dice", True),
+               ("Tumor", "RMSE", "tumor_burden_error", False)]
+TABLE2_SCALES = {("Liver", "HD"): 0.1, ("Tumor", "ASD"): 0.1, ("Tumor", "HD"): 0.1, ("Tumor", "RMSE"): 100.0}
+TABLE2_COLUMNS = {("multiclass", "postprocessed"): "Multi-class AHNet ✓", ("multiclass", "raw"): "Multi-class AHNet ×",
+                  ("dual_binary", "postprocessed"): "Dual binary AHNet ✓", ("dual_binary", "raw"): "Dual binary AHNet ×",
+                  ("dynunet", "postprocessed"): "DynUNet ✓"}
+
+
+def markdown_table(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    split = [[cell.strip() for cell in line.strip().strip("|").split(" | ")] for line in lines]
+    header = split[0]
+    return [dict(zip(header, row)) for row in split[2:]]
+
+
+def test_table2_cells_follow_from_per_subject_metrics(tiny_dag):
+    work, _ = tiny_dag
+    results = work / "results"
+    values = pd.read_csv(results / "tables/table2_metrics_values.tsv", sep="\t")
+    md_rows = markdown_table(results / "tables/table2_metrics.md")
+    tsv = pd.read_csv(results / "tables/table2_metrics.tsv", sep="\t", dtype=str)
+    assert [r["Region"] for r in md_rows] == [r[0] for r in TABLE2_ROWS]
+    assert list(tsv.columns) == ["Region", "Metric", *TABLE2_COLUMNS.values()]
+
+    for i, (region, metric, column, higher) in enumerate(TABLE2_ROWS):
+        assert md_rows[i]["Metric"].split()[0] == metric
+        scale = TABLE2_SCALES.get((region, metric), 1.0)
+        shown = {}
+        for (pipeline, stage), title in TABLE2_COLUMNS.items():
+            frame = pd.read_csv(results / f"metrics/{pipeline}_{stage}.tsv", sep="\t")
+            per_subject = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+            present = per_subject[~np.isnan(per_subject)]
+            mean, std = present.mean(), present.std(ddof=1)
+            rmse = math.sqrt(np.mean(present**2))
+            text = f"{mean * scale:.2f} ± {std * scale:.2f}"
+            if metric == "RMSE":
+                text += f" (RMSE {rmse * scale:.2f})"
+            if len(present) < len(per_subject):
+                text += f" ({len(per_subject) - len(present)} NaN)"
+            cell = md_rows[i][title]
+            assert cell.strip("*") == text, (region, metric, pipeline, stage, cell, text)
+            assert tsv.loc[i, title].removesuffix(" *") == text
+            assert cell.startswith("**") == tsv.loc[i, title].endswith(" *")
+            shown[title] = round((rmse if metric == "RMSE" else mean) * scale, 2)
+
+            row = values[(values.pipeline == pipeline) & (values.stage == stage) & (values.column == column)]
+            assert len(row) == 1
+            row = row.iloc[0]
+            assert row["mean"] == pytest.approx(mean, rel=1e-9) and row["std"] == pytest.approx(std, rel=1e-9)
+            assert (row["n"], row["n_nan"]) == (len(present), len(per_subject) - len(present))
+        best = (max if higher else min)(shown.values())
+        marked = {title for title in TABLE2_COLUMNS.values() if md_rows[i][title].startswith("**")}
+        assert marked == {title for title, v in shown.items() if v == best}, (region, metric, shown)
+
+
+def test_report_gathers_tables_and_figures(tiny_dag):
+    work, _ = tiny_dag
+    run = run_snakemake(work, "--configfile", TINY, "--report", "results/report.html")
+    assert run.returncode == 0, run.tail()
+    html = (work / "results/report.html").read_text()
+    match = re.search(r"var results = (\{.*?\});\s*</script>", html, re.S)
+    assert match, "no results in the report"
+    entries = json.loads(match.group(1))
+    expected = ["tables/table1_folds.md", "tables/table2_metrics.md", "tables/table3_tests.md",
+                "tables/lesion_uncertainty.md", "tables/heldout_scores.md",
+                "figures/fig1_spacing.png", "figures/fig3_boxes.png", "figures/fig4_uncertainty.png",
+                "figures/fig5_cases.png"]
+    expected += [f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
+    expected += [f"models/{m}/fold{k}/curves.png" for m in MODELS for k in TINY_FOLDS]
+    missing = [path for path in expected if f"results/{path}" not in entries]
+    assert not missing, f"not in the report: {missing}"
+    for path in expected:
+        entry = entries[f"results/{path}"]
+        assert entry["caption"].strip() and entry["data_uri"].startswith("data:"), path
+
+
+def test_second_run_has_nothing_to_do(tiny_dag):
+    work, _ = tiny_dag
+    before = snapshot(work / "results")
+    run = run_snakemake(work, "--cores", str(CORES), "--configfile", TINY)
+    assert run.returncode == 0, run.tail()
+    assert "Nothing to be done" in run.output and not job_stats(run.output), run.tail()
+    after = snapshot(work / "results")
+    assert {k: v for k, v in after.items() if k != "report.html"} == {
+        k: v for k, v in before.items() if k != "report.html"}
