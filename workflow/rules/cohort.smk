@@ -38,9 +38,14 @@ rule folds:
         f"{RESULTS}/cohort/cohort.tsv",
     output:
         folds=f"{RESULTS}/cohort/folds.json",
-        table=multiext(f"{RESULTS}/tables/table1_folds", ".tsv", ".md"),
+        table=report(
+            multiext(f"{RESULTS}/tables/table1_folds", ".tsv", ".md"),
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
     params:
         seed=config["seed"],
+        cohort_name=COHORT_NAME,
         **config["folds"],
     log:
         f"{RESULTS}/logs/folds.log",

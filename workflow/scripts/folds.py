@@ -3,4 +3,5 @@ from liverseg.scripting import script_context
 
 with script_context(snakemake):
     stem = snakemake.output.table[0].removesuffix(".tsv")
-    write_folds(snakemake.input[0], snakemake.output.folds, stem, **snakemake.params)
+    params = {k: v for k, v in snakemake.params.items() if k != "cohort_name"}
+    write_folds(snakemake.input[0], snakemake.output.folds, stem, **params)
