@@ -93,6 +93,7 @@ def draw_boxes_figure(boxes_tsv, patch_sizes_json, out_png, *, cohort_name: str)
 
 
 STATUS_COLOURS = {"TP": "#1b9e77", "FP": "#d95f02"}
+MAX_LABELS = 6  # uncertainty values printed per case in Figure 5
 
 
 def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str) -> None:
@@ -147,16 +148,18 @@ def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) ->
         largest = table.sort_values("voxels").iloc[-1]
         z = int(round(largest["centroid_z"]))
         ax.imshow(case["image"][:, :, z].T, cmap="gray", origin="lower")
-        for _, lesion in table.iterrows():
+        on_slice = np.unique(case["lesions"][:, :, z])
+        shown = table[table["lesion"].isin(on_slice)].sort_values("voxels", ascending=False)
+        for rank, (_, lesion) in enumerate(shown.iterrows()):
             mask = case["lesions"][:, :, z] == lesion["lesion"]
-            if not mask.any():
-                continue
             colour = cmap(float(lesion["uncertainty"]))
             ax.contour(mask.T, levels=[0.5], colors=[colour], linewidths=1.8)
-            ys, xs = np.nonzero(mask.T)
-            ax.annotate(f"{lesion['uncertainty']:.2f} ({lesion['status']})", (xs.max() + 2, ys.mean()),
-                        color=colour, fontsize=8, fontweight="bold", va="center")
-        ax.set_title(f"{case['subject']}, slice {z}: {len(table)} lesions")
+            if rank < MAX_LABELS:  # values for the largest lesions only, so that they stay legible
+                ys, xs = np.nonzero(mask.T)
+                ax.annotate(f"{lesion['uncertainty']:.2f} ({lesion['status']})", (xs.max() + 2, ys.mean()),
+                            color=colour, fontsize=8, fontweight="bold", va="center",
+                            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
+        ax.set_title(f"{case['subject']}, slice {z}: {len(shown)} of its {len(table)} lesions")
         ax.axis("off")
     mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
     fig.colorbar(mappable, ax=axes[0].tolist(), fraction=0.025, label="lesion uncertainty $L_{unc}$")
