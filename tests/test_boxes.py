@@ -40,10 +40,13 @@ def test_no_lesion_subject():
 @pytest.mark.parametrize(
     "extent, psp, expected",
     [((200, 150, 50), 4, [256, 256, 64]), ((100, 60, 30), 4, [128, 128, 32]), ((20, 10, 5), 1, [64, 64, 32]),
-     ((33, 20, 40), 1, [48, 48, 64])],
+     ((33, 20, 40), 1, [64, 64, 64]), ((20, 10, 40), 2, [32, 32, 64])],
 )
 def test_smallest_patch_meets_ahnet_rules(extent, psp, expected):
+    from liverseg.nets import check_ahnet_patch_size
+
     assert smallest_ahnet_patch(extent, psp) == expected
+    check_ahnet_patch_size(expected, psp)  # raises if the rules are broken
 
 
 def _boxes(liver_sizes, lesion_sizes):

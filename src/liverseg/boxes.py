@@ -59,14 +59,17 @@ def _round_up(value: float, multiple: int, minimum: int) -> int:
 def smallest_ahnet_patch(extent, psp_block_num: int) -> list[int]:
     """Smallest patch (H, W, D) enclosing `extent` voxels that meets AHNet's size rules.
 
-    The rules (facts.md; checked by nets.check_ahnet_patch_size): H and W multiples of
-    2**(psp_block_num+3) and at least 32, D a multiple of 32, one side at least 64.
+    The rules (nets.ahnet_inplane_multiple, nets.check_ahnet_patch_size): H and W
+    multiples of 2**max(5, psp_block_num+3), D a multiple of 32, one side at least 64.
     In-plane sides are made equal, since the liver's in-plane orientation varies.
     """
-    in_plane = _round_up(max(extent[0], extent[1]), 2 ** (psp_block_num + 3), 32)
+    from .nets import ahnet_inplane_multiple
+
+    multiple = ahnet_inplane_multiple(psp_block_num)
+    in_plane = _round_up(max(extent[0], extent[1]), multiple, multiple)
     depth = _round_up(extent[2], 32, 32)
     if max(in_plane, depth) < 64:
-        in_plane = _round_up(64, 2 ** (psp_block_num + 3), 64)
+        in_plane = _round_up(64, multiple, 64)
     return [in_plane, in_plane, depth]
 
 

@@ -190,8 +190,10 @@ idle | mixed | allocated | completing) ;;
     die "node $HOST did not become available (state: '${state:-unknown}'; see 'scontrol show node $HOST')"
     ;;
 esac
-gpus="$(timeout 120 srun --nodes=1 --ntasks=1 --gpus=1 --time=1 --mem=100 \
-    sh -c 'echo "${CUDA_VISIBLE_DEVICES:-none}"' 2>&1)" ||
-    die "a test job with --gpus=1 did not run: $gpus"
+srun_err="$(mktemp)"
+trap 'rm -f "$srun_err"' EXIT
+gpus="$(timeout 300 srun --quiet --nodes=1 --ntasks=1 --gpus=1 --time=2 --mem=100 \
+    sh -c 'echo "${CUDA_VISIBLE_DEVICES:-none}"' 2>"$srun_err")" ||
+    die "a test job with --gpus=1 did not run: $(cat "$srun_err")"
 [[ "$gpus" == "0" ]] || die "a --gpus=1 job saw CUDA_VISIBLE_DEVICES='$gpus', expected '0'"
 say "SLURM is up: node $HOST ($state), $(echo "$NODE" | grep -o 'CPUs=[0-9]*') $(echo "$NODE" | grep -o 'RealMemory=[0-9]*'), Gres=gpu:1 (stand-in)"
