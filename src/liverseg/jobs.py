@@ -25,10 +25,20 @@ def fold_records(cohort_tsv, folds_json, fold: int) -> dict[str, list[dict]]:
     return {split: [records[s] for s in entry[split]] for split in ("train", "validation", "test")}
 
 
-def pretrain_job(cohort_tsv, folds_json, fold: int, out_path, *, ahnet: dict, pretrain: dict, seed: int) -> None:
+def _limit_threads(threads: int | None) -> None:
+    """Use the CPUs the scheduler granted (Snakemake threads, SLURM --cpus-per-gpu), not the node's."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def pretrain_job(cohort_tsv, folds_json, fold: int, out_path, *, ahnet: dict, pretrain: dict, seed: int,
+                 threads: int | None = None) -> None:
     """2.5D encoder pretraining on the fold's training subjects (AH-Net's recipe)."""
     from .pretrain import pretrain_encoder
 
+    _limit_threads(threads)
     split = fold_records(cohort_tsv, folds_json, fold)
     pretrain_encoder(split["train"], out_path, layers=ahnet["layers"], seed=job_seed(seed, "encoder", fold), **pretrain)
 
@@ -59,7 +69,8 @@ def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: s
     )
 
 
-def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *, inference: dict) -> None:
+def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *, inference: dict,
+                threads: int | None = None) -> None:
     """Probabilities (float16, .npz) of every cross-validation subject by the model of the
     fold whose test split holds it: out_dir/fold{k}/{subject}.npz."""
     import numpy as np
@@ -69,6 +80,7 @@ def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *,
     from .io import load_nifti, save_probabilities
     from .train import load_model
 
+    _limit_threads(threads)
     for fold, model_path in sorted(model_paths.items()):
         model, spec = load_model(model_path)
         for record in tqdm(fold_records(cohort_tsv, folds_json, fold)["test"], desc=f"predict fold {fold}", unit="subject"):

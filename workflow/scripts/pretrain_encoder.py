@@ -3,4 +3,4 @@ from liverseg.scripting import script_context
 
 with script_context(snakemake):
     pretrain_job(snakemake.input.cohort, snakemake.input.folds, int(snakemake.wildcards.fold), snakemake.output[0],
-                 **snakemake.params)
+                 threads=snakemake.threads, **snakemake.params)
