@@ -2,7 +2,12 @@
 # uncertainty quantification" (MICCAI 2023 ATLAS challenge) as one DAG.
 # All logic lives in the liverseg package (src/liverseg); rules only wire files.
 
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
+
+from liverseg.config import check_config
+from liverseg.errors import ConfigError
 
 min_version("9.0")
 
@@ -10,7 +15,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The schema (its defaults filled in), then what it cannot express (AHNet's size rules):
+# a bad config stops here with one line naming the key, not a schema dump or a traceback.
+try:
+    check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+except ConfigError as exc:
+    sys.exit(f"liverseg: config error: {exc}")
 
 
 include: "workflow/rules/common.smk"

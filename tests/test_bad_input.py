@@ -147,10 +147,21 @@ def test_broken_cohort_stops_with_clear_message(tmp_path, case):
     assert written_results(work) == [], "a failed cohort stage wrote results"
 
 
-# (config file contents, merged over config/config.yaml; what the message must name)
+# (config file contents, merged over config/config.yaml; how the one message starts, and
+# what else it must say)
 CONFIG_ERRORS = {
-    "unknown_top_level_key": ({"trainnig": {"max_epochs": 3}}, ["not allowed ('trainnig' was unexpected)"]),
-    "unknown_nested_key": ({"training": {"max_epoch": 3}}, ["not allowed ('max_epoch' was unexpected)"]),
+    "unknown_top_level_key": (
+        {"trainnig": {"max_epochs": 3}},
+        ["liverseg: config error: trainnig: unknown key (allowed: dataset, seed, ", "training, "],
+    ),
+    "unknown_nested_key": (
+        {"training": {"max_epoch": 3}},
+        ["liverseg: config error: training.max_epoch: unknown key (allowed: learning_rate, ", "max_epochs, "],
+    ),
+    "wrong_value": (
+        {"training": {"max_epochs": 0}},
+        ["liverseg: config error: training.max_epochs: 0 is less than the minimum of 1"],
+    ),
     "ahnet_patch_size": (
         {"models": {"ahnet_tumor": {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 48]}}},
         ["liverseg: config error: models.ahnet_tumor.patch_size [64, 64, 48]", "AHNet rule"],
@@ -166,6 +177,8 @@ def test_config_error_stops_before_any_job(tmp_path, case):
     write_yaml(work / "bad.yaml", contents)
     run = run_cohort(work, root, "--configfile", "bad.yaml")
     assert run.returncode != 0, run.tail()
-    lines = [line for line in run.output.splitlines() if all(f in line for f in fragments)]
-    assert lines, run.tail()
+    messages = liverseg_messages(run.output)
+    assert len(messages) == 1, run.tail()
+    assert messages[0].startswith(fragments[0]) and all(f in messages[0] for f in fragments[1:]), messages[0]
+    assert "Traceback" not in run.output and "Failed validating" not in run.output, run.tail()  # no schema dump
     assert not (work / "results").exists(), "a config error wrote results"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +45,15 @@ def target(fold: int) -> str:
     return f"{model_dir(fold)}/model.pt"
 
 
+def checkpoint_epoch(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+
+
+def finished_outputs(folder: Path) -> list[str]:
+    """The training job's outputs present in `folder`: none unless it finished."""
+    return [name for name in ("model.pt", "history.tsv", "curves.png") if (folder / name).exists()]
+
+
 def train_log(work: Path, fold: int) -> Path:
     return work / f"results/logs/train/{MODEL}/fold{fold}.log"
 
@@ -65,36 +73,48 @@ def workdir(tmp_path_factory) -> Path:
     return work
 
 
-@pytest.mark.skip(reason="flaky on a loaded 2-core machine: the job can end before the signal lands and "
-                         "snakemake then exits 0 (seen in a clean-clone run); to be made deterministic (issue 6)")
 def test_interrupted_snakemake_reruns_only_the_incomplete_job(workdir):
-    targets = [target(2), target(3)]
+    """Ctrl-C while the second of two training jobs trains (--cores 1 runs them in turn).
+
+    Synchronised on files, not on time: the signal goes once the other fold's model exists
+    and this job's first epoch's checkpoint does, i.e. EPOCHS - 1 epochs (and the writing
+    of its outputs) before the job could finish, however slow the machine.
+    """
+    folds = (2, 3)
+    targets = [target(fold) for fold in folds]
     process = start_snakemake(workdir, *targets, *ARGS, log=workdir / "interrupted.out")
     try:
-        done = wait_for(lambda: [t for t in targets if (workdir / t).exists()], TRAIN_TIMEOUT, "the first model",
-                        process)
-        assert len(done) == 1
-        interrupted = 3 if done == [target(2)] else 2
-        jobs = wait_for(lambda: train_log(workdir, interrupted).exists() and job_processes(process, "train.py"),
-                        TRAIN_TIMEOUT, "the second training job", process)
-        time.sleep(2)
+        mid_training = wait_for(
+            lambda: [f for f in folds if (workdir / model_dir(f) / "checkpoint.pt").exists()
+                     and all((workdir / target(other)).exists() for other in folds if other != f)],
+            2 * TRAIN_TIMEOUT, "the first model and the second job's first checkpoint", process)
+        jobs = job_processes(process, "train.py")
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: snakemake and its jobs
         run = finish(process, 300)
     finally:
         kill_group(process)
 
+    (interrupted,) = mid_training
+    folder = workdir / model_dir(interrupted)
     assert run.returncode != 0, run.tail()
+    assert len(jobs) == 1, jobs
     assert not any(job.is_running() and job.status() != "zombie" for job in jobs), "a job outlived snakemake"
-    assert not (workdir / target(interrupted)).exists(), "the interrupted job finished anyway"
-    leftovers = [p.name for p in (workdir / model_dir(interrupted)).glob(".*")]
-    assert not leftovers, f"half-written files left behind: {leftovers}"
+    assert not finished_outputs(folder), f"the interrupted job left outputs: {finished_outputs(folder)}"
+    assert not [p.name for p in folder.glob(".*")], "half-written files left behind"
+    epoch = checkpoint_epoch(folder / "checkpoint.pt")
+    assert 1 <= epoch < EPOCHS
+    (finished,) = set(folds) - {interrupted}
     before = snapshot(workdir / "results")
-    assert f"models/{MODEL}/fold{5 - interrupted}/model.pt" in before and "cohort/cohort.tsv" in before
+    assert f"models/{MODEL}/fold{finished}/model.pt" in before and "cohort/cohort.tsv" in before
+    # The interrupted job's checkpoint is not an output: the rerun resumes from it, then removes it.
+    before = {path: mtime for path, mtime in before.items() if not (workdir / "results" / path).is_relative_to(folder)}
 
     rerun = run_snakemake(workdir, *targets, *ARGS, "--rerun-incomplete")
     assert rerun.returncode == 0, rerun.tail()
     assert job_stats(rerun.output) == {"train": 1}, rerun.tail()
     assert [j["wildcards"]["fold"] for j in planned_jobs(rerun.output)] == [str(interrupted)]
+    relative = (folder / "checkpoint.pt").relative_to(workdir).as_posix()
+    assert f"[train] resuming from {relative} after epoch {epoch}" in log_lines(train_log(workdir, interrupted))
     after = snapshot(workdir / "results")
     changed = sorted(path for path, mtime in before.items() if after.get(path) != mtime)
     assert not changed, f"complete outputs recomputed or removed: {changed}"
@@ -125,9 +145,8 @@ def test_sigterm_to_training_job_leaves_checkpoint(workdir, stopped):
     assert "exit status 143" in run.output, run.tail()  # the job's own status: 128 + SIGTERM
     assert any("SIGTERM: stopped" in line and "checkpoint.pt" in line for line in stopped["log"]), stopped["log"]
     assert checkpoint.is_file()
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert 1 <= payload["epoch"] < EPOCHS
-    outputs = [name for name in ("model.pt", "history.tsv", "curves.png") if (checkpoint.parent / name).exists()]
+    assert 1 <= checkpoint_epoch(checkpoint) < EPOCHS
+    outputs = finished_outputs(checkpoint.parent)
     assert not outputs, f"a stopped job left outputs: {outputs}"
 
 
@@ -153,7 +172,7 @@ def test_corrupt_checkpoint_stops_with_clear_error(workdir, stopped):
 def test_rerun_resumes_from_checkpoint(workdir, stopped):
     fold, checkpoint = stopped["fold"], stopped["checkpoint"]
     assert checkpoint.read_bytes() == stopped["saved"]
-    epoch = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    epoch = checkpoint_epoch(checkpoint)
     run = run_snakemake(workdir, target(fold), *ARGS)
     assert run.returncode == 0, run.tail()
     lines = log_lines(train_log(workdir, fold))

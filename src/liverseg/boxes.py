@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import ndimage
 
 from .io import load_nifti, spacing_of
+from .patch_rules import AHNET_MIN_LARGEST_SIDE, AHNET_SLICE_MULTIPLE, ahnet_inplane_multiple
 
 AXES = ("x", "y", "z")
 _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as post-processing and lesions use
@@ -59,17 +60,15 @@ def _round_up(value: float, multiple: int, minimum: int) -> int:
 def smallest_ahnet_patch(extent, psp_block_num: int) -> list[int]:
     """Smallest patch (H, W, D) enclosing `extent` voxels that meets AHNet's size rules.
 
-    The rules (nets.ahnet_inplane_multiple, nets.check_ahnet_patch_size): H and W
-    multiples of 2**max(5, psp_block_num+3), D a multiple of 32, one side at least 64.
+    The rules (patch_rules.check_ahnet_patch_size): H and W multiples of
+    2**max(5, psp_block_num+3), D a multiple of 32, one side at least 64.
     In-plane sides are made equal, since the liver's in-plane orientation varies.
     """
-    from .nets import ahnet_inplane_multiple
-
     multiple = ahnet_inplane_multiple(psp_block_num)
     in_plane = _round_up(max(extent[0], extent[1]), multiple, multiple)
-    depth = _round_up(extent[2], 32, 32)
-    if max(in_plane, depth) < 64:
-        in_plane = _round_up(64, multiple, 64)
+    depth = _round_up(extent[2], AHNET_SLICE_MULTIPLE, AHNET_SLICE_MULTIPLE)
+    if max(in_plane, depth) < AHNET_MIN_LARGEST_SIDE:
+        in_plane = _round_up(AHNET_MIN_LARGEST_SIDE, multiple, AHNET_MIN_LARGEST_SIDE)
     return [in_plane, in_plane, depth]
 
 

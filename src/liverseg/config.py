@@ -1,20 +1,30 @@
-"""Checks of the workflow config beyond its JSON schema, run when the workflow starts.
+"""Checks of the workflow config, run when the workflow starts.
 
-The schema (workflow/schemas/config.schema.yaml) catches unknown keys and wrong types;
-these checks catch what a schema cannot express, e.g. a patch size that AHNet's
-architecture cannot take, naming the key.
+First the JSON schema (workflow/schemas/config.schema.yaml), the source of truth for
+keys, types and defaults: its defaults are filled in, and the first violation becomes one
+line naming the key, instead of jsonschema's dump of the schema. Then what a schema
+cannot express, e.g. a patch size that AHNet's architecture cannot take.
+
+Torch-free (patch_rules, not nets): Snakemake imports this module at every start.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import yaml
+from jsonschema import ValidationError, validators
+from jsonschema.exceptions import best_match
+
 from .errors import ConfigError
+from .patch_rules import check_ahnet_patch_size
 
 
-def check_config(config: dict) -> None:
-    from .nets import check_ahnet_patch_size  # torch import only when needed
-
+def check_config(config: dict, schema_path: str | os.PathLike) -> None:
+    """Validate `config` in place (see validate_config), then check it beyond the schema.
+    Raises ConfigError: '<key path>: <problem>'."""
+    validate_config(config, schema_path)
     dataset = config["dataset"]
     if dataset["source"] == "atlas" and not Path(dataset["root"]).is_dir():
         raise ConfigError(
@@ -29,6 +39,51 @@ def check_config(config: dict) -> None:
             continue
         if model["network"] == "ahnet":
             check_ahnet_patch_size(size, psp, key=f"models.{name}.patch_size")
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
+    """Check `config` against the JSON schema at `schema_path` and fill in the schema's
+    defaults (in place, as snakemake.utils.validate does); ConfigError naming the first
+    offending key otherwise."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _filling_defaults(validators.validator_for(schema))(schema)
+    error = best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_describe(error))
+
+
+def _filling_defaults(validator_class):
+    """The validator class, setting each property's `default` before checking it
+    (the recipe of jsonschema's FAQ, which Snakemake uses too)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, subschema in props.items():
+                if "default" in subschema:
+                    instance.setdefault(name, subschema["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties})
+
+
+def _describe(error: ValidationError) -> str:
+    """'<key path>: <problem>', e.g. 'training.learning_rte: unknown key (allowed: ...)'."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and error.schema.get("properties"):
+        allowed = list(error.schema["properties"])
+        unknown = [key for key in error.instance if key not in allowed]
+        return f"{_key_path(path + unknown[:1])}: unknown key (allowed: {', '.join(allowed)})"
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return f"{_key_path(path + missing[:1])}: required key missing"
+    return f"{_key_path(path)}: {error.message}"
+
+
+def _key_path(parts: list) -> str:
+    """models.ahnet_tumor.patch_size[2]; 'config' for the top level."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    return text or "config"
 
 
 def out_channels(task: str) -> int:

@@ -2,9 +2,10 @@
 
 Tensors are (B, C, H, W, D) with the anisotropic slice axis D last, as AHNet expects.
 
-Three things live here besides the constructors:
-- the exact AHNet patch-size rule, checked when the config is read, because a bad size
-  otherwise fails deep inside the forward pass with a tensor-size mismatch;
+Besides the constructors:
+- the exact AHNet patch-size rule (from patch_rules, torch-free since the workflow checks
+  its config with it), checked here too, because a bad size otherwise fails deep inside
+  the forward pass with a tensor-size mismatch;
 - the nnU-Net-style DynUNet plan (kernels and strides from the spacing and patch);
 - the 2D ResNet-50-layout encoder and its transfer into AHNet (AH-Net's recipe: a 2D
   encoder pretrained on 2.5D slices or ImageNet becomes the 3D network's encoder).
@@ -13,7 +14,6 @@ Three things live here besides the constructors:
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +23,18 @@ from monai.networks.nets import AHNet, DynUNet, ResNet
 from torch import nn
 
 from .errors import ConfigError, InputError
+# Re-exported: the size rules were nets' public names before moving to torch-free patch_rules.
+from .patch_rules import (  # noqa: F401
+    AHNET_MIN_LARGEST_SIDE,
+    AHNET_SLICE_MULTIPLE,
+    ahnet_inplane_multiple,
+    check_ahnet_patch_size,
+    check_psp_block_num,
+    int_triple,
+    is_positive_int,
+    positive_ints,
+)
 
-AHNET_SLICE_MULTIPLE = 32  # five halvings of the slice axis in AHNet's encoder
-AHNET_MIN_LARGEST_SIDE = 64  # the deepest feature map must hold more than one voxel
 RESNET_INPLANES = (64, 128, 256, 512)  # torchvision ResNet-50 widths (x4 after each bottleneck)
 DYNUNET_MIN_SIZE = 8  # nnU-Net: stop halving an axis once its feature map is below 8
 DYNUNET_MAX_FILTERS = 320  # nnU-Net's cap on the number of feature maps in 3D
@@ -34,86 +43,14 @@ DYNUNET_MAX_FILTERS = 320  # nnU-Net's cap on the number of feature maps in 3D
 # --------------------------------------------------------------------------- AHNet
 
 
-def ahnet_inplane_multiple(psp_block_num: int) -> int:
-    """The number that H and W must be multiples of, for AHNet in transpose mode.
-
-    The encoder halves H and W five times and the decoder adds each upsampled map to the
-    encoder's map of the same level, so every level must be even: a multiple of 32. The
-    PSP block pools the half-resolution map by 2**(i+3) for i < psp_block_num and
-    transposes it back, which only restores the size when H/2 is a multiple of
-    2**(psp_block_num+2). MONAI's docstring says "divisible by 2**(psp_block_num+3) and
-    >= 32", which is not enough for psp_block_num <= 1 (H = 48 fails); this is the rule
-    found by running every H in 8..256 through MONAI 1.6.1's AHNet for each psp_block_num.
-    """
-    return 2 ** max(5, psp_block_num + 3)
-
-
-def _int_triple(value, key: str) -> tuple[int, int, int]:
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, Sequence)
-        or len(value) != 3
-        or not all(_is_positive_int(v) for v in value)
-    ):
-        raise ConfigError(f"{key} {value!r}: expected three positive integers (H, W, slices)")
-    return tuple(int(v) for v in value)
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _check_psp_block_num(psp_block_num, key: str) -> int:
-    if not (isinstance(psp_block_num, numbers.Integral) and not isinstance(psp_block_num, bool)) or not (
-        0 <= psp_block_num <= 4
-    ):
-        raise ConfigError(f"{key} {psp_block_num!r}: AHNet's psp_block_num must be an integer in 0..4")
-    return int(psp_block_num)
-
-
-def check_ahnet_patch_size(
-    patch_size: Sequence[int], psp_block_num: int, key: str = "models.<name>.patch_size"
-) -> None:
-    """Raise ConfigError naming `key` when AHNet cannot take `patch_size` (H, W, slices).
-
-    The rules (transpose upsampling, verified on MONAI 1.6.1): H and W multiples of
-    ahnet_inplane_multiple(psp_block_num); the slice axis a multiple of 32; at least one
-    side >= 64, else the 1x1x1 deepest feature map makes BatchNorm fail in training at
-    batch size 1.
-    """
-    psp_block_num = _check_psp_block_num(psp_block_num, "ahnet.psp_block_num")
-    size = _int_triple(patch_size, key)
-    shown = f"{key} {list(size)}"
-    multiple = ahnet_inplane_multiple(psp_block_num)
-    for axis, n in zip(("H", "W"), size[:2]):
-        if n % multiple:
-            raise ConfigError(
-                f"{shown}: {axis} ({n}) must be a multiple of {multiple} with psp_block_num {psp_block_num} "
-                f"(AHNet rule: multiple of 2**max(5, psp_block_num + 3))"
-            )
-    if size[2] % AHNET_SLICE_MULTIPLE:
-        raise ConfigError(
-            f"{shown}: the slice axis ({size[2]}) must be a multiple of {AHNET_SLICE_MULTIPLE} (AHNet rule)"
-        )
-    if max(size) < AHNET_MIN_LARGEST_SIDE:
-        raise ConfigError(f"{shown}: at least one side must be >= {AHNET_MIN_LARGEST_SIDE} (AHNet rule)")
-
-
 def _check_layers(layers, key: str) -> tuple[int, int, int, int]:
-    if (
-        isinstance(layers, (str, bytes))
-        or not isinstance(layers, Sequence)
-        or len(layers) != 4
-        or not all(_is_positive_int(n) for n in layers)
-    ):
-        raise ConfigError(f"{key} {layers!r}: expected four positive integers (blocks in layer1..layer4)")
-    return tuple(int(n) for n in layers)
+    return positive_ints(layers, 4, key, "four positive integers (blocks in layer1..layer4)")
 
 
 def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num: int = 4) -> AHNet:
     """A 3D AHNet for one-channel images; (3, 4, 6, 3) is the ResNet-50 encoder of the paper."""
     layers = _check_layers(layers, "ahnet.layers")
-    psp_block_num = _check_psp_block_num(psp_block_num, "ahnet.psp_block_num")
+    psp_block_num = check_psp_block_num(psp_block_num, "ahnet.psp_block_num")
     return AHNet(
         layers=layers,
         spatial_dims=3,
@@ -143,7 +80,7 @@ def dynunet_plan(
     Raises ConfigError naming `key` unless every axis of the patch is a multiple of the
     product of its strides.
     """
-    size = _int_triple(patch_size, key)
+    size = int_triple(patch_size, key)
     if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ConfigError(f"{key}: the spacing {list(spacing)} must be three positive numbers (mm)")
     current_spacing = [float(s) for s in spacing]
@@ -175,13 +112,13 @@ def _dynunet_filters(filters: int | Sequence[int] | None, n_stages: int, key: st
     """None (MONAI's default widths), a base width doubled per stage, or one width per stage."""
     if filters is None:
         return None
-    if _is_positive_int(filters):
+    if is_positive_int(filters):
         return [min(int(filters) * 2**i, DYNUNET_MAX_FILTERS) for i in range(n_stages)]
     if (
         isinstance(filters, Sequence)
         and not isinstance(filters, (str, bytes))
         and len(filters) == n_stages
-        and all(_is_positive_int(f) for f in filters)
+        and all(is_positive_int(f) for f in filters)
     ):
         return [int(f) for f in filters]
     raise ConfigError(

@@ -1,14 +1,5 @@
-# Shared helpers: paths, fold numbers, the semantic config check.
-import sys
-
-from liverseg.config import check_config
-from liverseg.errors import InputError
+# Shared helpers: paths, fold numbers (the config is checked in the Snakefile).
 from liverseg.segment import PIPELINES, STAGES, pipelines_for
-
-try:
-    check_config(config)
-except InputError as exc:  # one clear line, not a traceback
-    sys.exit(f"liverseg: config error: {exc}")
 
 RESULTS = "results"
 FOLDS = list(range(1, config["folds"]["n_folds"] + 1))
@@ -65,7 +56,7 @@ wildcard_constraints:
     pipeline="|".join(PIPELINES),
     stage="|".join(STAGES),
     model="|".join(MODELS),
-    fold=r"\d+",
+    fold="|".join(map(str, FOLDS)),  # fold0 or fold6 of 5 folds is no job
 
 
 def dataset_root():
