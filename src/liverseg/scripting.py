@@ -1,14 +1,16 @@
 """Glue for workflow/scripts: log redirection and one clear message on bad input.
 
 A script body runs inside `script_context(snakemake)`: its output goes to the rule's log,
-and an InputError becomes a single line 'liverseg: <message>' on the log and on the
-terminal, with exit status 1, instead of a traceback.
+an InputError becomes a single line 'liverseg: <message>' on the log and on the terminal,
+with exit status 1, instead of a traceback, and any other exception (a bug) is raised
+with its traceback written to the log as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 
 from .errors import InputError
 
@@ -31,6 +33,11 @@ def script_context(smk):
                 if log:
                     print(message, file=terminal)
                 raise SystemExit(1) from None
+            except Exception:
+                # A bug, not bad input: the traceback goes to the log that Snakemake points
+                # the user to, and still to the terminal when the exception leaves.
+                traceback.print_exc()
+                raise
     finally:
         if log:
             log.close()
