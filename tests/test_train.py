@@ -223,6 +223,7 @@ def test_checkpoint_of_another_setup_is_refused(reference, records, tmp_path):
 @pytest.mark.parametrize("training, message", [
     ({"patience": None}, r"training: missing key\(s\) \['patience'\]"),
     ({"batch_size": 0}, r"training.batch_size: an integer >= 1"),
+    ({"batchnorm_recalibration": -1}, r"training.batchnorm_recalibration: an integer >= 0"),
     ({"label_probabilities": {"background": 1, "liver": 1}}, "training.label_probabilities"),
     ({"epochs": 3}, r"training: unknown key\(s\) \['epochs'\]"),
 ])
@@ -266,3 +267,28 @@ def test_missing_model_or_loss_keys(records, tmp_path):
     kwargs["model"] = {"network": "ahnet", "task": "lesion", "patch_size": [64, 64, 32]}
     with pytest.raises(ConfigError, match="unknown task 'lesion'"):
         train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+
+
+def test_batchnorm_recalibration_takes_plain_mean_of_batch_statistics():
+    """Precise BN: after recalibration the running statistics are the mean of the
+    statistics of the batches seen, the weights are untouched, the momentum restored."""
+    import torchio as tio
+
+    from liverseg.train import _recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3), torch.nn.BatchNorm3d(3))
+    net[1].running_mean.fill_(100.0)  # stale statistics of "earlier weights"
+    weights = copy.deepcopy(net.state_dict())
+    images = [torch.randn(2, 1, 6, 6, 4) * (n + 1) + n for n in range(3)]
+    _recalibrate_batchnorm(net, iter({"image": {tio.DATA: x}} for x in images), 3, torch.device("cpu"))
+
+    with torch.no_grad():
+        features = [net[0](x) for x in images]
+    means = torch.stack([f.mean(dim=(0, 2, 3, 4)) for f in features]).mean(0)
+    variances = torch.stack([f.transpose(0, 1).flatten(1).var(dim=1) for f in features]).mean(0)
+    assert torch.allclose(net[1].running_mean, means, atol=1e-5)
+    assert torch.allclose(net[1].running_var, variances, rtol=1e-4)
+    assert net[1].momentum == 0.1
+    for key in ("0.weight", "0.bias", "1.weight", "1.bias"):
+        assert torch.equal(net.state_dict()[key], weights[key])

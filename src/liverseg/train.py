@@ -75,6 +75,7 @@ class TrainingConfig:
     label_probabilities: dict
     num_workers: int = 0
     keep_checkpoint: bool = False
+    batchnorm_recalibration: int = 0
 
     @classmethod
     def from_mapping(cls, training: Mapping) -> "TrainingConfig":
@@ -89,7 +90,8 @@ class TrainingConfig:
         if not (isinstance(cfg.learning_rate, (int, float)) and cfg.learning_rate > 0):
             raise ConfigError(f"training.learning_rate: a positive number is required, got {cfg.learning_rate!r}")
         for name, low in (("batch_size", 1), ("max_epochs", 1), ("patience", 1), ("iterations_per_epoch", 1),
-                          ("samples_per_volume", 1), ("queue_length", 1), ("num_workers", 0)):
+                          ("samples_per_volume", 1), ("queue_length", 1), ("num_workers", 0),
+                          ("batchnorm_recalibration", 0)):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"training.{name}: an integer >= {low} is required, got {value!r}")
@@ -307,7 +309,31 @@ def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimize
         if stop.is_set():
             progress.close()
             raise TrainingInterrupted
+    if cfg.batchnorm_recalibration:
+        _recalibrate_batchnorm(net, batches, cfg.batchnorm_recalibration, device)
     return total / cfg.iterations_per_epoch
+
+
+def _recalibrate_batchnorm(net, batches, n_batches: int, device) -> None:
+    """Replace BatchNorm's running statistics by their plain mean over `n_batches`
+    training batches seen by the epoch's final weights ("precise BN").
+
+    The running averages mix statistics of earlier, different weights; with large steps
+    (few iterations, a high learning rate: the CPU demo) they lag so far behind that the
+    model in eval mode is much worse than in training. No weight changes here.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over the batches that follow
+    with torch.no_grad(), autocast_for(device):
+        for _ in range(n_batches):
+            net(next(batches)["image"][tio.DATA].to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 def _validate(net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
