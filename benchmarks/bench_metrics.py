@@ -1,6 +1,6 @@
 """Time the challenge metrics of one liver-size pair: liverseg against its peers.
 
-    python benchmarks/bench_metrics.py [--repeat N] [--out results/benchmarks/metrics.tsv]
+    python benchmarks/bench_metrics.py [--repeat N | --quick] [--out results/benchmarks/metrics.tsv]
 
 The pair: 512 x 512 x 80 voxels at (0.8, 0.8, 3.0) mm, a liver-like ellipsoid of about
 200 x 150 x 50 voxels with three tumours; the prediction is the ground truth with a
@@ -24,13 +24,12 @@ repeats, and the ratio of each median to liverseg's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from common import OUT_DIR, exit_status, summary_row, timed
 
 from liverseg.io import write_table
 from liverseg.metrics import METRIC_KEYS, subject_metrics, tumor_burden
@@ -131,37 +130,37 @@ def max_relative_difference(a: dict, b: dict) -> float:
     return max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in METRIC_KEYS)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per implementation (after one warm-up)")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/metrics.tsv"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="one timed run per implementation")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "metrics.tsv")
+    return parser
 
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Time every implementation, write the TSV; the summary row: liverseg against the
+    fastest peer."""
     import pandas as pd
 
     gt, pred = liver_pair()
     print(f"pair {SHAPE} at {SPACING} mm: liver {np.count_nonzero(gt)} voxels, tumour {np.count_nonzero(gt == 2)}")
+    repeat = 1 if args.quick else args.repeat
     values, times = {}, {}
     for name, fn in IMPLEMENTATIONS.items():
-        values[name] = fn(gt, pred)  # warm-up: imports, lookup tables
-        runs = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            fn(gt, pred)
-            runs.append(time.perf_counter() - start)
-        times[name] = runs
-        print(f"{name:24s} median {statistics.median(runs):8.3f} s  best {min(runs):8.3f} s", flush=True)
+        values[name], median, best = timed(fn, gt, pred, repeat=repeat)
+        times[name] = (median, best)
+        print(f"{name:24s} median {median:8.3f} s  best {best:8.3f} s", flush=True)
 
-    reference = times["liverseg"]
     rows = []
-    for name, runs in times.items():
+    for name, (median, best) in times.items():
         diff = max_relative_difference(values[name], values["liverseg"])
         rows.append(
             dict(
                 implementation=name,
-                seconds=statistics.median(runs),
-                best_seconds=min(runs),
-                ratio_to_liverseg=statistics.median(runs) / statistics.median(reference),
+                seconds=median,
+                best_seconds=best,
+                ratio_to_liverseg=median / times["liverseg"][0],
                 max_relative_difference=diff,
                 agrees=diff <= RTOL,
             )
@@ -171,7 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     print("values (liverseg):", {k: round(v, 5) for k, v in values["liverseg"].items()})
     write_table(args.out, table)
     print(f"wrote {args.out}")
-    return 0 if table.agrees.all() else 1
+    fastest = table[table.implementation != "liverseg"].sort_values("seconds").iloc[0]
+    return [summary_row("metrics", f"nine challenge metrics, one {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} pair",
+                        times["liverseg"][0], fastest.seconds, fastest.implementation, fastest.ratio_to_liverseg,
+                        "s", bool(table.agrees.all()))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return exit_status(run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

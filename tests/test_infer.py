@@ -1,13 +1,15 @@
-"""Sliding-window inference: shapes, padding and cropping, normalisation, probabilities."""
+"""Sliding-window inference: shapes, padding and cropping, normalisation, probabilities,
+and equality with TorchIO's normalisation and MONAI's sliding windows called directly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from monai.inferers import sliding_window_inference
 from torch import nn
 
-from liverseg.augment import normalise
+from liverseg.augment import evaluation_transform, normalise
 from liverseg.errors import InputError
 from liverseg.infer import predict_volume, sliding_window_logits
 from liverseg.nets import build_network
@@ -77,3 +79,33 @@ def test_bad_image():
         predict_volume(VoxelwiseNet(), np.zeros((8, 8)), (8, 8, 8))
     with pytest.raises(InputError, match="NaN"):
         predict_volume(VoxelwiseNet(), np.full((8, 8, 8), np.nan), (8, 8, 8))
+
+
+# --------------------------------------------------------------------------- equality of results
+
+
+@pytest.mark.parametrize("layout", ["float32", "float64", "reversed", "fortran"])
+def test_normalise_equals_the_evaluation_transform_bit_for_bit(layout):
+    """normalise computes ZNormalization on one copy of the image (its memory peak, see
+    augment.normalise); the values must stay exactly TorchIO's, whatever the layout."""
+    rng = np.random.default_rng(3)
+    image = rng.gamma(2.0, 50.0, (37, 29, 11))
+    image = {"float32": image.astype(np.float32), "float64": image, "reversed": image[::-1, :, ::-1],
+             "fortran": np.asfortranarray(image)}[layout]
+    expected = evaluation_transform()(torch.from_numpy(np.asarray(image, np.float32)[None].copy()))[0].numpy()
+    assert np.array_equal(normalise(image), expected)
+
+
+def test_prediction_equals_monai_sliding_window_inference(image):
+    """predict_volume is MONAI's Gaussian sliding windows on the z-normalised image, then
+    a softmax: the same probabilities as calling MONAI directly."""
+    torch.manual_seed(0)
+    net = build_network("dynunet", 3, (32, 32, 16), None, {"filters": 4}, (0.8, 0.8, 3.0)).eval()
+    image = np.concatenate([image, image + 10], axis=2)  # 14 slices: padded to the patch, then cropped
+    probs = predict_volume(net, image, (32, 32, 16), overlap=0.5, mode="gaussian", sw_batch_size=3)
+    x = torch.from_numpy(image.astype(np.float32))[None, None]
+    x = (x - x.mean()) / x.std()
+    with torch.no_grad():
+        logits = sliding_window_inference(x, (32, 32, 16), 3, net, overlap=0.5, mode="gaussian",
+                                          cval=float(x.min()))
+    np.testing.assert_allclose(probs, torch.softmax(logits, dim=1)[0].numpy(), rtol=0, atol=1e-6)

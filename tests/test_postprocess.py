@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from liverseg import postprocess_scipy
 from liverseg.errors import InputError
 from liverseg.postprocess import (
     aggregate_dual_binary,
@@ -208,48 +209,6 @@ def test_bad_input_is_reported(call, word):
 
 # --------------------------------------------------------------------------- reference
 
-S26 = np.ones((3, 3, 3), bool)
-
-
-def _largest(mask):
-    lab, n = ndimage.label(mask, S26)
-    if n == 0:
-        return np.zeros(mask.shape, bool)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
-def _closing(mask, se):
-    pad = [(h // 2 + 1,) * 2 for h in se.shape]  # as on an unbounded grid
-    closed = ndimage.binary_closing(np.pad(mask, pad), se)
-    return closed[tuple(slice(p, -p) for p, _ in pad)]
-
-
-def scipy_multiclass(seg, spacing, dilation_mm, closing_mm):
-    """The paper's steps as the plain composition of scipy.ndimage operations."""
-    liver = ndimage.binary_fill_holes(_largest(seg > 0))
-    tumour = seg == 2
-    out = liver.astype(np.uint8)
-    out[tumour] = 2
-    se = structuring_element(max(dilation_mm, float(np.linalg.norm(spacing))), spacing)
-    lesions, n = ndimage.label(tumour, S26)
-    for k in range(1, n + 1):
-        if not (ndimage.binary_dilation(lesions == k, se) & (out == 1)).any():
-            out[lesions == k] = 0
-    closed = _closing(out == 2, structuring_element(closing_mm, spacing))
-    out[closed & (out == 1)] = 2
-    return out
-
-
-def scipy_dual(liver, tumor, spacing, closing_mm):
-    liver = ndimage.binary_fill_holes(_largest(liver))
-    tumor = _closing(tumor & liver, structuring_element(closing_mm, spacing)) & liver
-    out = liver.astype(np.uint8)
-    out[tumor] = 2
-    return out
-
-
 def test_matches_the_plain_scipy_composition_on_random_volumes():
     rng = np.random.default_rng(0)
     for _ in range(25):
@@ -261,6 +220,6 @@ def test_matches_the_plain_scipy_composition_on_random_volumes():
         seg[tumour] = 2
         dilation, closing = float(rng.uniform(0, 8)), float(rng.uniform(0, 6))
         got = postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing)
-        assert np.array_equal(got, scipy_multiclass(seg, spacing, dilation, closing))
+        assert np.array_equal(got, postprocess_scipy.multiclass(seg, spacing, dilation, closing))
         got = postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)
-        assert np.array_equal(got, scipy_dual(liver, tumour, spacing, closing))
+        assert np.array_equal(got, postprocess_scipy.dual_binary(liver, tumour, spacing, closing))

@@ -32,6 +32,15 @@ def _predict(args) -> None:
     print(f"segmentations and lesions.tsv ({len(table)} lesions) written to {args.output}")
 
 
+def _stages(args) -> None:
+    from .stages import write_stages
+    from .tables import to_markdown
+
+    table = write_stages(args.results_dir)
+    print(to_markdown(table), end="")
+    print(f"-> {args.results_dir}/benchmarks/stages.tsv, stages.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liverseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--closing-mm", type=float, default=3.0, help="post-processing step 3 radius (default 3)")
     predict.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     predict.set_defaults(run=_predict)
+
+    stages = commands.add_parser(
+        "stages", help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md)"
+    )
+    stages.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder")
+    stages.set_defaults(run=_stages)
     return parser
 
 

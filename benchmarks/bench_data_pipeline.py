@@ -1,0 +1,168 @@
+"""Does the training data pipeline keep up with the model it feeds?
+
+    python benchmarks/bench_data_pipeline.py [--scale 1] [--quick] [--out results/benchmarks/data_pipeline.tsv]
+    python benchmarks/bench_data_pipeline.py --paper --device cuda     # a GPU machine: one paper-scale epoch
+
+A few synthetic subjects (`liverseg.synthetic`, demo-like `--scale 4` by default, ATLAS-like
+with `--scale 1`) go through the training pipeline of config/demo.yaml's ahnet_multiclass
+(`--paper`: config/config.yaml's, scale 1): every augmentation of the paper
+(`liverseg.augment.training_transform`), the label sampler with the config's class
+weights, the TorchIO queue and loader, the batch size; each popped batch then trains the
+model one step (AHNet forward, margin-based label-smoothing loss, backward, Adam; float16
+autocast and gradient scaling on a GPU), as `liverseg.train` does. The time waiting for
+each batch and the time of each step are summed separately (one untimed step first).
+
+With `--workers 0` (the default on the CPU) the main process makes every patch, so the
+waiting time is the time one worker takes to make them: patches/s per worker, against
+the step rate (patches/s the model consumes); their ratio > 1 means one worker is enough
+to keep the model busy. With workers (`--paper`: the config's 6), patches are made while
+the model trains, and what is left is the share of the epoch spent waiting; on a GPU,
+also iterations/s and torch.cuda.max_memory_allocated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torchio as tio
+from common import OUT_DIR, exit_status, load_config, summary_row
+from torch.utils.data import DataLoader
+
+from liverseg import augment
+from liverseg.cohort import scan_dataset
+from liverseg.config import out_channels
+from liverseg.infer import autocast_for
+from liverseg.io import write_table
+from liverseg.losses import MarginLabelSmoothing
+from liverseg.nets import build_network
+from liverseg.synthetic import write_cohort
+from liverseg.train import TrainingConfig, _Forever
+
+MODEL = "ahnet_multiclass"
+
+
+def training_batches(records, config: dict, workers: int):
+    """Endless batches built as liverseg.train builds them (train_model's dataset and
+    sampler, _train_epoch's queue and loader; train.py has no function returning them)."""
+    model = config["models"][MODEL]
+    training = TrainingConfig.from_mapping({**config["training"], "num_workers": workers})
+    dataset = tio.SubjectsDataset([augment.make_subject(r, model["task"]) for r in records],
+                                  transform=augment.training_transform(config["augmentation"], model["patch_size"]))
+    sampler = tio.LabelSampler(model["patch_size"], label_name="label",
+                               label_probabilities=training.sampler_probabilities(model["task"]))
+    queue = tio.Queue(dataset, max_length=training.queue_length, samples_per_volume=training.samples_per_volume,
+                      sampler=sampler, num_workers=training.num_workers, shuffle_subjects=True, shuffle_patches=True)
+    return iter(DataLoader(queue, batch_size=training.batch_size, sampler=_Forever(), num_workers=0))
+
+
+class Trainer:
+    """One optimiser step of liverseg.train on a batch."""
+
+    def __init__(self, config: dict, device: torch.device):
+        model = config["models"][MODEL]
+        self.device = device
+        self.net = build_network("ahnet", out_channels(model["task"]), model["patch_size"], config["ahnet"], None,
+                                 None).to(device).train()
+        loss = config["loss"]
+        self.criterion = MarginLabelSmoothing(margin=loss["margin"], alpha=loss["alpha"],
+                                              dice_weight=loss.get("dice_weight", 0.0))
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=float(config["training"]["learning_rate"]))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+
+    def step(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        images, targets = images.to(self.device), targets.to(self.device).long()
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast_for(self.device):
+            logits = self.net(images)
+        self.scaler.scale(self.criterion(logits.float(), targets)).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the step is over when the GPU is done
+
+
+def timed_epoch(trainer: Trainer, batches, steps: int) -> tuple[float, float]:
+    """Seconds spent waiting for batches and seconds spent in steps, over `steps` iterations."""
+    wait = work = 0.0
+    for _ in range(steps):
+        start = time.perf_counter()
+        batch = next(batches)
+        popped = time.perf_counter()
+        trainer.step(batch["image"][tio.DATA], batch["label"][tio.DATA])
+        wait, work = wait + popped - start, work + time.perf_counter() - popped
+    return wait, work
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--paper", action="store_true", help="config/config.yaml's model, patches and queue")
+    parser.add_argument("--scale", type=float, help="synthetic grid coarsening (default: 4 demo, 1 paper)")
+    parser.add_argument("--subjects", type=int, help="synthetic subjects (default: one queue fill's, at least 4)")
+    parser.add_argument("--workers", type=int, help="queue workers (default: 0 on the CPU, the config's on a GPU)")
+    parser.add_argument("--steps", type=int,
+                        help="iterations (default: the config's iterations_per_epoch, in whole queue fills)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="two subjects, one queue fill")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "data_pipeline.tsv")
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import pandas as pd
+
+    config = load_config("paper" if args.paper else "demo")
+    device = torch.device(args.device)
+    training = config["training"]
+    scale = args.scale or (1.0 if args.paper else 4.0)
+    workers = args.workers if args.workers is not None else (training["num_workers"] if device.type == "cuda" else 0)
+    # Whole queue fills, so every patch made is a patch consumed.
+    fill = max(training["queue_length"] // training["batch_size"], 1)  # batches
+    steps = args.steps or fill * (1 if args.quick else math.ceil(training["iterations_per_epoch"] / fill))
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="bench_data.") as tmp:
+        per_fill = training["queue_length"] // training["samples_per_volume"]  # subjects a queue fill loads
+        subjects = 2 if args.quick else args.subjects or max(per_fill, 4)
+        write_cohort(tmp, subjects=subjects, heldout=0, seed=0, scale=scale)
+        records = scan_dataset(Path(tmp) / "train").to_dict("records")
+        shapes = sorted({r["shape"] for r in records})
+        trainer = Trainer(config, device)
+        patch = config["models"][MODEL]["patch_size"]
+        batch = training["batch_size"]
+        trainer.step(torch.randn(batch, 1, *patch), torch.zeros(batch, 1, *patch))  # warm-up, untimed
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        wait, work = timed_epoch(trainer, training_batches(records, config, workers), steps)
+    patches = steps * batch
+    row = dict(config="paper" if args.paper else "demo", scale=scale, volumes=" ".join(shapes),
+               patch="x".join(map(str, patch)), batch=batch, workers=workers, device=str(device), steps=steps,
+               wait_s=wait, step_s=work, data_patches_per_s=patches / wait, step_patches_per_s=patches / work,
+               data_to_step_ratio=work / wait, iterations_per_s=steps / (wait + work),
+               wait_share=wait / (wait + work),
+               gpu_peak_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan)
+    table = pd.DataFrame([row])
+    print(table.T.to_string(header=False))
+    write_table(args.out, table)
+    print(f"wrote {args.out}")
+    what = f"{row['config']} AHNet, {row['patch']} patches, batch {batch}, scale {scale:g}, {device}"
+    if workers == 0:
+        return [summary_row("data pipeline", f"patches/s of one worker vs the model's step rate; {what}",
+                            row["data_patches_per_s"], row["step_patches_per_s"], "training step",
+                            row["data_to_step_ratio"], "patches/s")]
+    return [summary_row("training epoch", f"iterations/s with {workers} workers; {what}", row["iterations_per_s"],
+                        None, "", None, "it/s"),
+            summary_row("data wait share", f"share of the epoch waiting for patches; {what}", row["wait_share"],
+                        None, "", None, "fraction")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return exit_status(run(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

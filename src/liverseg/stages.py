@@ -1,0 +1,75 @@
+"""What each stage of a workflow run cost: Snakemake's benchmark files summed per rule.
+
+Every rule has a `benchmark:` directive writing `results/benchmarks/rules/<rule>.tsv` or
+`results/benchmarks/rules/<rule>/<wildcards>.tsv`: one row per run of the job (several
+with Snakemake's `repeat`), columns s (wall seconds), h:m:s, max_rss, max_vms, max_uss,
+max_pss (MiB, which Snakemake labels MB), io_in, io_out, mean_load and cpu_time
+(seconds); "NA" where the job ended before the first memory sample, "-" where a value
+was not measured. A job counts once (the mean of its repeats; the peak of their
+max_rss). The stage table sums per rule: jobs, wall time, CPU time, and the largest
+max_rss of any of its jobs. Wall times are summed over jobs, so with several cores a
+stage's total exceeds the time it took the workflow.
+
+This runs outside the DAG (`liverseg stages`): a final rule could not see its own
+benchmark, and would have to wait for every other job's file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import tables
+from .errors import InputError
+
+RULES_DIR = Path("benchmarks") / "rules"
+JOB_COLUMNS = ["stage", "job", "wall_s", "cpu_s", "max_rss_mib"]
+NEEDED = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mib"}
+
+
+def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
+    """One row per job's benchmark file under RESULTS_DIR/benchmarks/rules: its stage (the
+    rule: the first folder, or the file's name), the job (the path below), wall_s,
+    cpu_s and max_rss_mib."""
+    root = Path(results_dir) / RULES_DIR
+    rows = []
+    for path in sorted(root.rglob("*.tsv")):
+        try:
+            runs = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read a Snakemake benchmark file ({exc})") from exc
+        missing = sorted(set(NEEDED) - set(runs.columns))
+        if missing or runs.empty:
+            raise InputError(f"{path}: not a Snakemake benchmark file (no rows, or no column {missing})")
+        name = path.relative_to(root).with_suffix("").as_posix()
+        runs = runs[list(NEEDED)].apply(pd.to_numeric, errors="coerce").rename(columns=NEEDED)
+        rows.append(dict(stage=name.split("/")[0], job=name, wall_s=runs.wall_s.mean(), cpu_s=runs.cpu_s.mean(),
+                         max_rss_mib=runs.max_rss_mib.max()))
+    if not rows:
+        raise InputError(f"{root}: no benchmark files (run the workflow first)")
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def stage_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per stage, most wall time first, then a `total` row: jobs, wall_s, wall_share,
+    cpu_s, peak_rss_mib (NaN where no job of the stage has a memory sample)."""
+    stages = jobs.groupby("stage").agg(jobs=("job", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"),
+                                       peak_rss_mib=("max_rss_mib", "max"))
+    stages = stages.sort_values("wall_s", ascending=False, kind="stable")
+    stages.loc["total"] = [stages.jobs.sum(), stages.wall_s.sum(), stages.cpu_s.sum(), stages.peak_rss_mib.max()]
+    stages.insert(2, "wall_share", stages.wall_s / stages.wall_s["total"] if stages.wall_s["total"] else float("nan"))
+    stages["jobs"] = stages.jobs.astype(int)
+    return stages.round({"wall_s": 2, "wall_share": 3, "cpu_s": 2, "peak_rss_mib": 1}).reset_index()
+
+
+def write_stages(results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The stage table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
+    RESULTS_DIR/benchmarks/stages)."""
+    table = stage_table(read_benchmarks(results_dir))
+    stem = Path(out_stem) if out_stem is not None else Path(results_dir) / "benchmarks" / "stages"
+    caption = ("Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall "
+               "time, largest max_rss of a job (MiB), from Snakemake's benchmark files")
+    tables.write_table(table, stem, formats=("tsv", "md"), caption=caption)
+    return table
