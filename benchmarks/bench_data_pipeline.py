@@ -32,33 +32,24 @@ from pathlib import Path
 import torch
 import torchio as tio
 from common import OUT_DIR, exit_status, load_config, summary_row
-from torch.utils.data import DataLoader
 
-from liverseg import augment
 from liverseg.cohort import scan_dataset
 from liverseg.config import out_channels
-from liverseg.infer import autocast_for
 from liverseg.io import write_table
 from liverseg.losses import MarginLabelSmoothing
 from liverseg.nets import build_network
 from liverseg.synthetic import write_cohort
-from liverseg.train import TrainingConfig, _Forever
+from liverseg.train import TrainingConfig, optimiser_step, patch_batches, training_patches
 
 MODEL = "ahnet_multiclass"
 
 
 def training_batches(records, config: dict, workers: int):
-    """Endless batches built as liverseg.train builds them (train_model's dataset and
-    sampler, _train_epoch's queue and loader; train.py has no function returning them)."""
+    """Endless batches built by liverseg.train's own functions."""
     model = config["models"][MODEL]
     training = TrainingConfig.from_mapping({**config["training"], "num_workers": workers})
-    dataset = tio.SubjectsDataset([augment.make_subject(r, model["task"]) for r in records],
-                                  transform=augment.training_transform(config["augmentation"], model["patch_size"]))
-    sampler = tio.LabelSampler(model["patch_size"], label_name="label",
-                               label_probabilities=training.sampler_probabilities(model["task"]))
-    queue = tio.Queue(dataset, max_length=training.queue_length, samples_per_volume=training.samples_per_volume,
-                      sampler=sampler, num_workers=training.num_workers, shuffle_subjects=True, shuffle_patches=True)
-    return iter(DataLoader(queue, batch_size=training.batch_size, sampler=_Forever(), num_workers=0))
+    dataset, sampler = training_patches(records, model["task"], model["patch_size"], config["augmentation"], training)
+    return patch_batches(dataset, sampler, training)
 
 
 class Trainer:
@@ -75,14 +66,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=float(config["training"]["learning_rate"]))
         self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
 
-    def step(self, images: torch.Tensor, targets: torch.Tensor) -> None:
-        images, targets = images.to(self.device), targets.to(self.device).long()
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast_for(self.device):
-            logits = self.net(images)
-        self.scaler.scale(self.criterion(logits.float(), targets)).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+    def step(self, batch: dict) -> None:
+        optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the step is over when the GPU is done
 
@@ -94,7 +79,7 @@ def timed_epoch(trainer: Trainer, batches, steps: int) -> tuple[float, float]:
         start = time.perf_counter()
         batch = next(batches)
         popped = time.perf_counter()
-        trainer.step(batch["image"][tio.DATA], batch["label"][tio.DATA])
+        trainer.step(batch)
         wait, work = wait + popped - start, work + time.perf_counter() - popped
     return wait, work
 
@@ -134,7 +119,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         trainer = Trainer(config, device)
         patch = config["models"][MODEL]["patch_size"]
         batch = training["batch_size"]
-        trainer.step(torch.randn(batch, 1, *patch), torch.zeros(batch, 1, *patch))  # warm-up, untimed
+        warm_up = {"image": {tio.DATA: torch.randn(batch, 1, *patch)}, "label": {tio.DATA: torch.zeros(batch, 1, *patch)}}
+        trainer.step(warm_up)  # untimed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         wait, work = timed_epoch(trainer, training_batches(records, config, workers), steps)

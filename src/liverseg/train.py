@@ -176,10 +176,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     criterion = MarginLabelSmoothing(margin=float(loss["margin"]), alpha=float(loss["alpha"]),
                                      dice_weight=float(loss.get("dice_weight", 0.0)))
     # Build everything that reads data first: a bad file stops the job before training.
-    dataset = tio.SubjectsDataset([augment.make_subject(r, task) for r in train_records],
-                                  transform=augment.training_transform(augmentation, patch_size))
-    sampler = tio.LabelSampler(patch_size, label_name="label",
-                               label_probabilities=cfg.sampler_probabilities(task))
+    dataset, sampler = training_patches(train_records, task, patch_size, augmentation, cfg)
     validation = [_load_validation(r, task) for r in val_records]
 
     _seed_everything(int(seed))
@@ -276,14 +273,41 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
 
 # --- training steps -------------------------------------------------------------------
 
-def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
-                 stop: threading.Event) -> float:
-    """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
+def training_patches(records: Sequence[Mapping], task: str, patch_size, augmentation: Mapping,
+                     cfg: TrainingConfig) -> tuple[tio.SubjectsDataset, tio.LabelSampler]:
+    """The augmented training subjects and the label sampler that draws patches from them."""
+    dataset = tio.SubjectsDataset([augment.make_subject(r, task) for r in records],
+                                  transform=augment.training_transform(augmentation, patch_size))
+    sampler = tio.LabelSampler(patch_size, label_name="label", label_probabilities=cfg.sampler_probabilities(task))
+    return dataset, sampler
+
+
+def patch_batches(dataset: tio.SubjectsDataset, sampler: tio.LabelSampler, cfg: TrainingConfig) -> Iterator[dict]:
+    """Endless batches of patches from a fresh TorchIO queue."""
     queue = tio.Queue(dataset, max_length=cfg.queue_length, samples_per_volume=cfg.samples_per_volume,
                       sampler=sampler, num_workers=cfg.num_workers, shuffle_subjects=True, shuffle_patches=True)
     # num_workers=0: the queue itself runs workers; the loader only pops patches from it.
-    loader = DataLoader(queue, batch_size=cfg.batch_size, sampler=_Forever(), num_workers=0)
-    batches = iter(loader)
+    return iter(DataLoader(queue, batch_size=cfg.batch_size, sampler=_Forever(), num_workers=0))
+
+
+def optimiser_step(net, batch: Mapping, criterion, optimizer, scaler, device) -> float:
+    """One mixed-precision (on CUDA) optimiser step on a batch; returns its loss."""
+    images = batch["image"][tio.DATA].to(device)
+    targets = batch["label"][tio.DATA].to(device).long()
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_for(device):
+        logits = net(images)
+    loss = criterion(logits.float(), targets)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
+                 stop: threading.Event) -> float:
+    """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
+    batches = patch_batches(dataset, sampler, cfg)
     net.train()
     total = 0.0
     progress = tqdm(range(cfg.iterations_per_epoch), desc=f"epoch {epoch}", file=sys.stderr, leave=False,
@@ -295,17 +319,9 @@ def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimize
             if stop.is_set():  # SIGTERM sent to the whole job also ends the queue's workers
                 raise TrainingInterrupted from None
             raise
-        images = batch["image"][tio.DATA].to(device)
-        targets = batch["label"][tio.DATA].to(device).long()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast_for(device):
-            logits = net(images)
-        loss = criterion(logits.float(), targets)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        total += float(loss.detach())
-        progress.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        loss = optimiser_step(net, batch, criterion, optimizer, scaler, device)
+        total += loss
+        progress.set_postfix(loss=f"{loss:.4f}")
         if stop.is_set():
             progress.close()
             raise TrainingInterrupted
