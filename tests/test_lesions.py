@@ -102,3 +102,13 @@ def test_bad_input_names_the_subject(prob, gt, word):
     seg = np.zeros((4, 4, 4), np.uint8)
     with pytest.raises(InputError, match=f"im7.*{word}|{word}.*im7"):
         lesion_table(seg, prob, (1.0, 1.0, 1.0), gt, "im7")
+
+
+def test_lesions_in_a_one_voxel_wide_box_are_counted():
+    # Two one-voxel lesions on successive-but-one slices: their bounding box is 1x1x3, a
+    # shape on which cc3d 4.1's boolean path failed (a demo run stopped on it).
+    seg = np.ones((5, 5, 5), np.uint8)
+    seg[2, 2, 1] = seg[2, 2, 3] = 2
+    prob = np.where(seg == 2, 0.8, 0.0).astype(np.float32)
+    table = lesion_table(seg, prob, (1.0, 1.0, 1.0), None, "im0")
+    assert table["voxels"].tolist() == [1, 1]

@@ -223,3 +223,18 @@ def test_matches_the_plain_scipy_composition_on_random_volumes():
         assert np.array_equal(got, postprocess_scipy.multiclass(seg, spacing, dilation, closing))
         got = postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)
         assert np.array_equal(got, postprocess_scipy.dual_binary(liver, tumour, spacing, closing))
+
+
+def test_label_components_of_one_voxel_wide_masks_match_scipy():
+    from liverseg.postprocess import label_components
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 3), (5, 1, 1), (1, 4, 1), (2, 1, 7), (6, 5, 4)]:
+        for _ in range(20):
+            mask = rng.random(shape) < 0.5
+            labels, n = label_components(mask)
+            expected, m = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+            assert n == m and np.array_equal(labels > 0, mask)
+            # the same partition: each of our labels is exactly one of scipy's
+            pairs = {(a, b) for a, b in zip(labels[mask], expected[mask])}
+            assert len(pairs) == n

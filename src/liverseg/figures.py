@@ -112,15 +112,19 @@ def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_nam
     left.set_xlabel("lesion uncertainty $L_{unc}$")
     left.set_ylabel("lesions")
     left.set_title(f"Uncertainty by lesion status (AUROC FP vs TP = {auroc:.2f})")
-    left.legend()
     rho, _ = spearman(lesions) if len(lesions) else (float("nan"), None)
+    if lesions.empty:  # a model that predicts no tumour (an undertrained demo) still gets its figure
+        for ax in (left, right):
+            ax.text(0.5, 0.5, "no predicted lesion", transform=ax.transAxes, ha="center", va="center")
+        right.set_xlim(1, 1e5)  # a log axis needs positive limits even without data
     right.set_xscale("log")
     right.set_xlabel("lesion volume (mm³, log scale)")
     right.set_ylabel("lesion uncertainty $L_{unc}$")
     right.set_title(f"Uncertainty against volume (Spearman ρ = {rho:.2f})")
-    right.legend()
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        if not lesions.empty:
+            ax.legend()
     fig.suptitle(f"Lesion uncertainty, {pipeline} pipeline, {cohort_name} cohort ({len(lesions)} lesions)")
     save(fig, path)
 
@@ -161,6 +165,9 @@ def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) ->
                             bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
         ax.set_title(f"{case['subject']}, slice {z}: {len(shown)} of its {len(table)} lesions")
         ax.axis("off")
+    if not cases:
+        axes[0, 0].text(0.5, 0.5, "no predicted lesion", ha="center", va="center")
+        axes[0, 0].axis("off")
     mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
     fig.colorbar(mappable, ax=axes[0].tolist(), fraction=0.025, label="lesion uncertainty $L_{unc}$")
     fig.suptitle(f"Lesion uncertainty on two cases, {pipeline} pipeline, {cohort_name} cohort")
@@ -172,11 +179,9 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
     """Figures 4 and 5 from one pipeline's lesion table and post-processed segmentations."""
     from pathlib import Path
 
-    import cc3d
-
     from .cohort import read_cohort
     from .io import load_nifti
-    from .postprocess import CONNECTIVITY
+    from .postprocess import label_components
 
     lesions = pd.read_csv(lesions_tsv, sep="\t", keep_default_na=False, na_values=["NaN"])
     uncertainty_figure(lesions, fig4_png, pipeline=pipeline, cohort_name=cohort_name)
@@ -185,7 +190,7 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
     for subject in pick_cases(lesions) if len(lesions) else []:
         seg = np.asarray(load_nifti(Path(segmentations_dir) / "postprocessed" / f"{subject}.nii.gz").dataobj)
         # numbered as lesions.lesion_table numbers them: components met in C order
-        labelled = cc3d.connected_components(np.ascontiguousarray(seg == 2), connectivity=CONNECTIVITY)
+        labelled, _ = label_components(seg == 2)
         image = load_nifti(records[subject]["image"]).get_fdata(dtype=np.float32)
         cases.append({"subject": subject, "image": image, "lesions": labelled,
                       "table": lesions[lesions["subject"] == subject]})

@@ -9,13 +9,12 @@ tell FP from TP lesions (AUROC) and by their relation to lesion size (Spearman).
 
 from __future__ import annotations
 
-import cc3d
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .errors import InputError
-from .postprocess import CONNECTIVITY, bounding_box, check_spacing
+from .postprocess import bounding_box, check_spacing, label_components
 
 COLUMNS = [
     "subject",
@@ -41,9 +40,7 @@ def lesion_table(seg: np.ndarray, tumor_prob: np.ndarray, spacing, gt: np.ndarra
     box = bounding_box(seg == 2)
     if box is None:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
-    lesions, n = cc3d.connected_components(
-        np.ascontiguousarray(seg[box] == 2), connectivity=CONNECTIVITY, return_N=True
-    )
+    lesions, n = label_components(seg[box] == 2)
     # Statistics over the lesion voxels only (sparse in a large box).
     coords = np.nonzero(lesions)
     ids = lesions[coords]

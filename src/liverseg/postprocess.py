@@ -108,6 +108,15 @@ def aggregate_dual_binary(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- steps
 
 
+def label_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> tuple[np.ndarray, int]:
+    """The connected components of a boolean mask, numbered 1..n in the order their first
+    voxel is met in C order, and n."""
+    # As uint8 (a zero-copy view): cc3d 4.1 fails on some boolean masks one voxel wide
+    # (e.g. 1x1x3, [1, 0, 1]) under 26-connectivity; its uint8 path labels them right.
+    return cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
+                                     connectivity=connectivity, return_N=True)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of `mask` (all False if `mask` is empty).
 
@@ -117,7 +126,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     box = bounding_box(mask)
     if box is None:
         return out
-    labels, n = cc3d.connected_components(np.ascontiguousarray(mask[box]), connectivity=CONNECTIVITY, return_N=True)
+    labels, n = label_components(mask[box])
     if n == 1:
         out[box] = labels > 0
     else:
@@ -137,7 +146,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     if box is None:
         return np.zeros(mask.shape, bool)
     padded = np.pad(~mask[box], 1, constant_values=True)
-    labels = cc3d.connected_components(padded, connectivity=6)
+    labels, _ = label_components(padded, connectivity=6)
     inner = tuple(slice(1, -1) for _ in range(3))
     out = mask.copy()
     out[box] |= labels[inner] != labels[0, 0, 0]  # the padding shell is the outside
@@ -153,9 +162,7 @@ def near_liver_lesions(tumour: np.ndarray, liver: np.ndarray, spacing, reach_mm:
     t_box, l_box = bounding_box(tumour), bounding_box(liver, margin=margin)
     if t_box is None or l_box is None:
         return out
-    lesions, n = cc3d.connected_components(
-        np.ascontiguousarray(tumour[t_box]), connectivity=CONNECTIVITY, return_N=True
-    )
+    lesions, n = label_components(tumour[t_box])
     # Only tumour voxels in the liver's box widened by the reach can be near the liver,
     # and only liver voxels within the reach of those matter: the distance transform
     # runs on that box, wide enough to be exact where it is read.
