@@ -79,11 +79,18 @@ def start_snakemake(workdir: Path, *args: str, log: Path | None = None) -> subpr
     handle = open(log, "w")
     try:
         process = subprocess.Popen(snakemake_command(*args), cwd=workdir, env=_environment(), stdout=handle,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_interruptible)
     finally:
         handle.close()
     process.log_path = log  # type: ignore[attr-defined]
     return process
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches snakemake as in a terminal, even when the tests were started in the
+    background (`make test &`), whose shell makes its children ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_group(process: subprocess.Popen) -> None:
