@@ -43,7 +43,7 @@ def test_no_lesion_subject():
      ((33, 20, 40), 1, [64, 64, 64]), ((20, 10, 40), 2, [32, 32, 64])],
 )
 def test_smallest_patch_meets_ahnet_rules(extent, psp, expected):
-    from liverseg.nets import check_ahnet_patch_size
+    from liverseg.patch_rules import check_ahnet_patch_size
 
     assert smallest_ahnet_patch(extent, psp) == expected
     check_ahnet_patch_size(expected, psp)  # raises if the rules are broken

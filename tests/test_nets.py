@@ -8,12 +8,12 @@ from liverseg.nets import (
     ResNet2d,
     ahnet,
     build_network,
-    check_ahnet_patch_size,
     dynunet_plan,
     load_imagenet_resnet50,
     resnet2d,
     transfer_encoder,
 )
+from liverseg.patch_rules import check_ahnet_patch_size
 
 SMALL = (1, 1, 1, 1)  # the smallest AHNet encoder: one bottleneck per stage
 

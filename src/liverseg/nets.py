@@ -23,17 +23,7 @@ from monai.networks.nets import AHNet, DynUNet, ResNet
 from torch import nn
 
 from .errors import ConfigError, InputError
-# Re-exported: the size rules were nets' public names before moving to torch-free patch_rules.
-from .patch_rules import (  # noqa: F401
-    AHNET_MIN_LARGEST_SIDE,
-    AHNET_SLICE_MULTIPLE,
-    ahnet_inplane_multiple,
-    check_ahnet_patch_size,
-    check_psp_block_num,
-    int_triple,
-    is_positive_int,
-    positive_ints,
-)
+from .patch_rules import check_ahnet_patch_size, check_psp_block_num, int_triple, is_positive_int, positive_ints
 
 RESNET_INPLANES = (64, 128, 256, 512)  # torchvision ResNet-50 widths (x4 after each bottleneck)
 DYNUNET_MIN_SIZE = 8  # nnU-Net: stop halving an axis once its feature map is below 8

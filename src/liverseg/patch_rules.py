@@ -3,7 +3,7 @@
 They are checked when the workflow reads its config (config.check_config) and used by
 the bounding-box analysis (boxes) to recommend sizes, so this module must stay free of
 torch and MONAI: importing them costs seconds at every Snakemake start. nets.py builds
-the networks and re-exports these names.
+the networks and checks their sizes with these rules.
 """
 
 from __future__ import annotations
