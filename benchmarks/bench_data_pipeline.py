@@ -36,10 +36,9 @@ from common import OUT_DIR, exit_status, load_config, summary_row
 from liverseg.cohort import scan_dataset
 from liverseg.config import out_channels
 from liverseg.io import write_table
-from liverseg.losses import MarginLabelSmoothing
 from liverseg.nets import build_network
 from liverseg.synthetic import write_cohort
-from liverseg.train import TrainingConfig, optimiser_step, patch_batches, training_patches
+from liverseg.train import TrainingConfig, optimisation, optimiser_step, patch_batches, training_patches
 
 MODEL = "ahnet_multiclass"
 
@@ -60,11 +59,8 @@ class Trainer:
         self.device = device
         self.net = build_network("ahnet", out_channels(model["task"]), model["patch_size"], config["ahnet"], None,
                                  None).to(device).train()
-        loss = config["loss"]
-        self.criterion = MarginLabelSmoothing(margin=loss["margin"], alpha=loss["alpha"],
-                                              dice_weight=loss.get("dice_weight", 0.0))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=float(config["training"]["learning_rate"]))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+        self.criterion, self.optimizer, self.scaler = optimisation(
+            self.net, config["training"]["learning_rate"], config["loss"], device)
 
     def step(self, batch: dict) -> None:
         optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device)

@@ -269,26 +269,29 @@ def test_missing_model_or_loss_keys(records, tmp_path):
         train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
 
 
-def test_batchnorm_recalibration_takes_plain_mean_of_batch_statistics():
-    """Precise BN: after recalibration the running statistics are the mean of the
-    statistics of the batches seen, the weights are untouched, the momentum restored."""
-    import torchio as tio
-
+def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
+    """Precise BN on whole volumes: every sliding window of a normalised training volume
+    in one batch, so the running statistics become the mean over volumes of each whole
+    volume's statistics; the weights are untouched, the momentum restored, eval mode
+    left as it was found (train)."""
+    from liverseg.augment import normalise
     from liverseg.train import _recalibrate_batchnorm
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3), torch.nn.BatchNorm3d(3))
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 1), torch.nn.BatchNorm3d(3))
     net[1].running_mean.fill_(100.0)  # stale statistics of "earlier weights"
     weights = copy.deepcopy(net.state_dict())
-    images = [torch.randn(2, 1, 6, 6, 4) * (n + 1) + n for n in range(3)]
-    _recalibrate_batchnorm(net, iter({"image": {tio.DATA: x}} for x in images), 3, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    # 8x8x4 volumes, 4x4x4 windows without overlap: four windows tile each volume
+    images = [(rng.normal(size=(8, 8, 4)) * (n + 1) + 50 * n).astype(np.float32) for n in range(3)]
+    _recalibrate_batchnorm(net, iter(images), (4, 4, 4), {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
 
     with torch.no_grad():
-        features = [net[0](x) for x in images]
+        features = [net[0](torch.from_numpy(normalise(image))[None, None]) for image in images]
     means = torch.stack([f.mean(dim=(0, 2, 3, 4)) for f in features]).mean(0)
     variances = torch.stack([f.transpose(0, 1).flatten(1).var(dim=1) for f in features]).mean(0)
     assert torch.allclose(net[1].running_mean, means, atol=1e-5)
     assert torch.allclose(net[1].running_var, variances, rtol=1e-4)
-    assert net[1].momentum == 0.1
+    assert net[1].momentum == 0.1 and net.training
     for key in ("0.weight", "0.bias", "1.weight", "1.bias"):
         assert torch.equal(net.state_dict()[key], weights[key])

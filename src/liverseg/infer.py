@@ -37,8 +37,22 @@ def autocast_for(device: torch.device):
 def sliding_window_logits(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int],
                           overlap: float = 0.5, mode: str = "gaussian", sw_batch_size: int = 2,
                           device: torch.device | str | None = None) -> torch.Tensor:
-    """Blended network outputs (logits) for a raw image (H, W, D): a float32 tensor
-    (1, C, H, W, D) on `device` (default: the model's device, where the model is moved)."""
+    """Blended network outputs (logits) for a raw image (H, W, D), the model in eval mode:
+    a float32 tensor (1, C, H, W, D) on `device` (default: the model's device, where the
+    model is moved)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return blend_windows(model, image, patch_size, overlap, mode, sw_batch_size, device)
+    finally:
+        model.train(was_training)
+
+
+def blend_windows(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float = 0.5,
+                  mode: str = "gaussian", sw_batch_size: int = 2,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """`sliding_window_logits` in the model's current mode, without gradients (in train
+    mode, BatchNorm normalises each batch of `sw_batch_size` windows by its own statistics)."""
     patch_size = _check_patch_size(patch_size)
     if not 0 <= overlap < 1:
         raise InputError(f"inference overlap must be in [0, 1), got {overlap}")
@@ -50,21 +64,16 @@ def sliding_window_logits(model: torch.nn.Module, image: np.ndarray, patch_size:
     model.to(device)
     data = normalise(image)
     tensor = torch.from_numpy(data)[None, None].to(device)
-    was_training = model.training
-    model.eval()
 
     def predictor(x: torch.Tensor) -> torch.Tensor:
         with autocast_for(device):
             return model(x).float()
 
-    try:
-        with torch.no_grad():
-            logits = sliding_window_inference(
-                tensor, roi_size=patch_size, sw_batch_size=int(sw_batch_size), predictor=predictor,
-                overlap=float(overlap), mode=mode, padding_mode="constant", cval=float(data.min()),
-            )
-    finally:
-        model.train(was_training)
+    with torch.no_grad():
+        logits = sliding_window_inference(
+            tensor, roi_size=patch_size, sw_batch_size=int(sw_batch_size), predictor=predictor,
+            overlap=float(overlap), mode=mode, padding_mode="constant", cval=float(data.min()),
+        )
     return logits.float()
 
 

@@ -127,7 +127,7 @@ def pretrain_encoder(
     torch.manual_seed(seed)
     net2d = resnet2d(layers).to(device)
     head = SliceHead().to(device)
-    optimizer = torch.optim.Adam([*net2d.parameters(), *head.parameters()], lr=lr)
+    optimizer = torch.optim.Adam([*net2d.parameters(), *head.parameters()], lr=lr, fused=True)
     net2d.train()
     head.train()
 
