@@ -272,8 +272,8 @@ def test_missing_model_or_loss_keys(records, tmp_path):
 def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
     """Precise BN on whole volumes: every sliding window of a normalised training volume
     in one batch, so the running statistics become the mean over volumes of each whole
-    volume's statistics; the weights are untouched, the momentum restored, eval mode
-    left as it was found (train)."""
+    volume's statistics; the weights are untouched, the momentum restored, and the
+    network left in train mode."""
     from liverseg.augment import normalise
     from liverseg.train import _recalibrate_batchnorm
 

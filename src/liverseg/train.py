@@ -176,7 +176,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     }
     # Build everything that reads data first: a bad file stops the job before training.
     dataset, sampler = training_patches(train_records, task, patch_size, augmentation, cfg)
-    validation = [_load_validation(r, task) for r in val_records]
+    validation = [_load_volume(r, task) for r in val_records]
 
     _seed_everything(int(seed))
     net = _build_network(spec, encoder_path=encoder_path if spec["network"] == "ahnet" else None).to(device)
@@ -197,7 +197,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                 if cfg.batchnorm_recalibration:
                     volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
                         list(train_records), min(cfg.batchnorm_recalibration, len(train_records)))
-                    _recalibrate_batchnorm(net, (_load_validation(r, task)[1] for r in volumes), patch_size,
+                    _recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size,
                                            window, device)
                 val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
                 improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
@@ -389,8 +389,9 @@ def _validate(net, validation, criterion, spec: Mapping, window: Mapping, device
     return float(np.mean(losses)), {name: _nanmean(per_class[:, i]) for i, name in enumerate(names)}
 
 
-def _load_validation(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
-    """A validation subject as (id, raw image, task target), loaded once for all epochs."""
+def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """A subject as (id, raw image, task target): validation subjects are loaded once for all
+    epochs, the BatchNorm recalibration volumes at each epoch."""
     subject = augment.make_subject(record, task)  # checks the record and the files
     image = subject["image"].data[0].numpy()
     target = subject["label"].data[0].numpy()
