@@ -18,7 +18,7 @@ from .io import load_nifti, spacing_of
 from .patch_rules import AHNET_MIN_LARGEST_SIDE, AHNET_SLICE_MULTIPLE, ahnet_inplane_multiple
 
 AXES = ("x", "y", "z")
-_FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as post-processing and lesions use
+STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, as post-processing and lesions use
 
 
 def subject_boxes(label: np.ndarray, spacing, subject: str) -> list[dict]:
@@ -37,7 +37,7 @@ def subject_boxes(label: np.ndarray, spacing, subject: str) -> list[dict]:
     liver = label > 0
     if liver.any():
         rows.append(row("liver", 1, ndimage.find_objects(liver.astype(np.uint8))[0], int(liver.sum())))
-    components, count = ndimage.label(label == 2, structure=_FULL)
+    components, count = ndimage.label(label == 2, structure=STRUCTURE_26)
     if count:
         sizes = np.bincount(components.ravel(), minlength=count + 1)
         for index, box in enumerate(ndimage.find_objects(components), start=1):

@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .boxes import STRUCTURE_26
 from .postprocess import structuring_element
-
-S26 = np.ones((3, 3, 3), bool)  # 26-connectivity, postprocess.CONNECTIVITY
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask, S26)
+    lab, n = ndimage.label(mask, STRUCTURE_26)
     if n == 0:
         return np.zeros(mask.shape, bool)
     sizes = np.bincount(lab.ravel())
@@ -40,7 +39,7 @@ def multiclass(seg: np.ndarray, spacing, dilation_mm: float, closing_mm: float) 
     out = liver.astype(np.uint8)
     out[tumour] = 2
     se = structuring_element(max(dilation_mm, float(np.linalg.norm(spacing))), spacing)
-    lesions, n = ndimage.label(tumour, S26)
+    lesions, n = ndimage.label(tumour, STRUCTURE_26)
     for k in range(1, n + 1):
         if not (ndimage.binary_dilation(lesions == k, se) & (out == 1)).any():
             out[lesions == k] = 0
