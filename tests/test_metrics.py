@@ -208,6 +208,8 @@ def test_bad_tolerance(tolerance):
 
 @pytest.mark.parametrize("spacing", [(0.8, 0.8, 3.0), (1.0, 1.0, 1.0), (0.684, 1.41, 4.6)])
 def test_surfel_areas_equal_surface_distance_table(spacing):
-    np.testing.assert_array_equal(
-        _surfel_area_table(spacing), lookup_tables.create_table_neighbour_code_to_surface_area(spacing)
+    # Equal to the last bit or two: numpy's norm takes other SIMD paths on AVX-512 than on
+    # AVX2 machines, and there the two tables differ by one ulp in some entries.
+    np.testing.assert_array_max_ulp(
+        _surfel_area_table(spacing), lookup_tables.create_table_neighbour_code_to_surface_area(spacing), maxulp=2
     )
