@@ -23,6 +23,7 @@ from monai.networks.nets import AHNet, DynUNet, ResNet
 from torch import nn
 
 from .errors import ConfigError, InputError
+from .layers import use_window_layers
 from .patch_rules import check_ahnet_patch_size, check_psp_block_num, int_triple, is_positive_int, positive_ints
 
 RESNET_INPLANES = (64, 128, 256, 512)  # torchvision ResNet-50 widths (x4 after each bottleneck)
@@ -41,7 +42,7 @@ def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num
     """A 3D AHNet for one-channel images; (3, 4, 6, 3) is the ResNet-50 encoder of the paper."""
     layers = _check_layers(layers, "ahnet.layers")
     psp_block_num = check_psp_block_num(psp_block_num, "ahnet.psp_block_num")
-    return AHNet(
+    net = AHNet(
         layers=layers,
         spatial_dims=3,
         in_channels=1,
@@ -50,6 +51,7 @@ def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num
         upsample_mode="transpose",  # deterministic, and the mode the size rule is for
         pretrained=False,  # MONAI's pretrained=True downloads torchvision weights
     )
+    return use_window_layers(net)  # faster CPU inference (see layers.py); training unchanged
 
 
 # ------------------------------------------------------------------------- DynUNet

@@ -213,7 +213,8 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                        "is_best": improved}
                 state.history.append(row)
                 state.epoch = epoch
-                _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
+                if cfg.keep_checkpoint or not state.done(cfg):  # else the last one would be deleted at once
+                    _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
                 _log(f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
                      f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}")
         except TrainingInterrupted:
@@ -225,7 +226,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     write_table(out_dir / "history.tsv", history)
     plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
     if not cfg.keep_checkpoint:
-        checkpoint.unlink()
+        checkpoint.unlink(missing_ok=True)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
