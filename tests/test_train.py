@@ -115,7 +115,11 @@ def test_outputs(reference, records):
 def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):
     """One epoch, then the run continued to three (max_epochs may change on resume)."""
     train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(max_epochs=1))
-    assert ckpt(tmp_path)["epoch"] == 1
+    first = ckpt(tmp_path)
+    assert first["epoch"] == 1 == first["best_epoch"]
+    # an epoch that improved stores its weights once, for "model" and "best_state" both
+    assert all(first["model"][k].untyped_storage().data_ptr() == first["best_state"][k].untyped_storage().data_ptr()
+               for k in first["model"])
     train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
     assert_same_tensors(ckpt(tmp_path)["model"], ckpt(reference)["model"])
     assert_same_tensors(load_model(tmp_path / "model.pt")[0].state_dict(),

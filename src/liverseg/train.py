@@ -438,9 +438,12 @@ def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
 
 
 def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state: _State) -> None:
+    # An epoch that improved saves its weights once: torch.save writes a shared tensor once
+    # (an AHNet's weights are a third of the checkpoint), and loading shares it again.
+    model = state.best_state if state.best_epoch == state.epoch else net.state_dict()
     payload = {
         "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": state.epoch,
-        "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "model": model, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "best_loss": state.best_loss, "best_epoch": state.best_epoch, "best_state": state.best_state,
         "since_best": state.since_best, "history": state.history,
         "rng": _rng_states(),
