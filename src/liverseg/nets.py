@@ -38,8 +38,11 @@ def _check_layers(layers, key: str) -> tuple[int, int, int, int]:
     return positive_ints(layers, 4, key, "four positive integers (blocks in layer1..layer4)")
 
 
-def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num: int = 4) -> AHNet:
-    """A 3D AHNet for one-channel images; (3, 4, 6, 3) is the ResNet-50 encoder of the paper."""
+def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num: int = 4,
+          window_layers: bool = True) -> AHNet:
+    """A 3D AHNet for one-channel images; (3, 4, 6, 3) is the ResNet-50 encoder of the paper.
+    `window_layers`: its pooling and transposed convolutions replaced by layers.py's
+    (faster CPU inference, training unchanged); False: MONAI's network as it is."""
     layers = _check_layers(layers, "ahnet.layers")
     psp_block_num = check_psp_block_num(psp_block_num, "ahnet.psp_block_num")
     net = AHNet(
@@ -51,7 +54,7 @@ def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num
         upsample_mode="transpose",  # deterministic, and the mode the size rule is for
         pretrained=False,  # MONAI's pretrained=True downloads torchvision weights
     )
-    return use_window_layers(net)  # faster CPU inference (see layers.py); training unchanged
+    return use_window_layers(net) if window_layers else net
 
 
 # ------------------------------------------------------------------------- DynUNet
