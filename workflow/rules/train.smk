@@ -1,5 +1,10 @@
 # Stage 4: 2.5D encoder pretraining and training, one GPU job per fold and model
 # (paper §2.2-2.4, §2.8-2.9). `--resources gpu=1` runs one of them at a time.
+# Training goes before any prediction: otherwise the scheduler may finish one pipeline while
+# another's last model still waits to train, and the chains that follow (predict, ensemble,
+# segment, evaluate) run one after another at the end instead of side by side.
+
+TRAINING_PRIORITY = 1
 
 
 rule pretrain_encoder:
@@ -12,6 +17,7 @@ rule pretrain_encoder:
         ahnet=config["ahnet"],
         pretrain=config["pretrain"],
         seed=config["seed"],
+    priority: TRAINING_PRIORITY
     threads: config["resources"]["gpu_job"]["threads"]
     resources:
         gpu=1,
@@ -45,6 +51,7 @@ rule train:
         ),
     params:
         config=TRAINING_CONFIG,
+    priority: TRAINING_PRIORITY
     threads: config["resources"]["gpu_job"]["threads"]
     resources:
         gpu=1,
