@@ -46,7 +46,8 @@ from monai.inferers import sliding_window_inference
 from liverseg.config import out_channels
 from liverseg.infer import predict_volume
 from liverseg.io import write_table
-from liverseg.nets import ahnet, build_network
+from liverseg.layers import use_window_layers
+from liverseg.nets import ahnet
 
 IN_PLANE = 512
 QUICK_SHAPE = (192, 192, 40)
@@ -74,24 +75,20 @@ def test_volume(shape) -> np.ndarray:
 
 
 def network(cfg: dict, name: str) -> torch.nn.Module:
-    """liverseg's AHNet (with its window layers), or MONAI's as it is; the same weights.
+    """MONAI's AHNet as it is, or with liverseg's window layers (what `nets.build_network`
+    makes); the same weights, and one network in memory either way.
 
     Untrained BatchNorm statistics (mean 0, variance 1) let the activations grow to
     thousands through the encoder, where float rounding would decide the softmax; one
     train-mode pass over a z-normalised-like window sets them as training would."""
     torch.manual_seed(0)
-    net = build_network("ahnet", out_channels(cfg["task"]), cfg["patch_size"], cfg["ahnet"], None, None)
+    net = ahnet(out_channels(cfg["task"]), cfg["ahnet"]["layers"], cfg["ahnet"]["psp_block_num"], window_layers=False)
     for module in net.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.momentum = None  # the statistics of the one batch below
     with torch.no_grad():
         net.train()(torch.randn(1, 1, *cfg["patch_size"], generator=torch.Generator().manual_seed(0)))
-    if name == "liverseg":
-        return net.eval()
-    plain = ahnet(out_channels(cfg["task"]), cfg["ahnet"]["layers"], cfg["ahnet"]["psp_block_num"],
-                  window_layers=False)
-    plain.load_state_dict(net.state_dict())
-    return plain.eval()
+    return (use_window_layers(net) if name == "liverseg" else net).eval()
 
 
 def liverseg_infer(net, image, cfg, device):
