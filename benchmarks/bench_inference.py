@@ -48,6 +48,7 @@ from liverseg.infer import predict_volume
 from liverseg.io import write_table
 from liverseg.layers import use_window_layers
 from liverseg.nets import ahnet
+from liverseg.train import recalibrate_batchnorm
 
 IN_PLANE = 512
 QUICK_SHAPE = (192, 192, 40)
@@ -79,15 +80,13 @@ def network(cfg: dict, name: str) -> torch.nn.Module:
     makes); the same weights, and one network in memory either way.
 
     Untrained BatchNorm statistics (mean 0, variance 1) let the activations grow to
-    thousands through the encoder, where float rounding would decide the softmax; one
-    train-mode pass over a z-normalised-like window sets them as training would."""
+    thousands through the encoder, where float rounding would decide the softmax; they are
+    set as training's recalibration sets them, here from one window-sized noise volume
+    (on MONAI's layers, so both sides get the same statistics)."""
     torch.manual_seed(0)
     net = ahnet(out_channels(cfg["task"]), cfg["ahnet"]["layers"], cfg["ahnet"]["psp_block_num"], window_layers=False)
-    for module in net.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = None  # the statistics of the one batch below
-    with torch.no_grad():
-        net.train()(torch.randn(1, 1, *cfg["patch_size"], generator=torch.Generator().manual_seed(0)))
+    noise = np.random.default_rng(0).standard_normal(cfg["patch_size"], dtype=np.float32)
+    recalibrate_batchnorm(net, [noise], cfg["patch_size"], {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
     return (use_window_layers(net) if name == "liverseg" else net).eval()
 
 

@@ -13,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
-OUT="$(mkdir -p "${OUT:-results/benchmarks/gpu}" && cd "${OUT:-results/benchmarks/gpu}" && pwd)"
+OUT="${OUT:-results/benchmarks/gpu}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 SIZE=(--paper --slices 136)
 PIPELINE=(--paper)
 if [[ -n "${QUICK:-}" ]]; then SIZE=(--quick); PIPELINE=(--quick --steps 2); fi

@@ -7,17 +7,19 @@
 # that all of it travels within a 64 MiB working-tree limit (about 42 MB in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIP="${PIP:-.venv/bin/python -m pip}"
-WHEELS=(monai==1.6.1 torchio==1.2.1 nibabel==5.4.2 edt==3.1.2 connected-components-3d==4.1.1 jsonschema==4.26.0
-        simpleitk==2.5.7 deprecated==1.3.1 jsonschema-specifications==2025.9.1
-        referencing==0.37.0 rpds-py==2026.9.1)
+PYTHON="${PYTHON:-.venv/bin/python}"
+PACKAGES=(monai torchio nibabel edt connected-components-3d jsonschema
+          simpleitk deprecated jsonschema-specifications referencing rpds-py)
+# the versions installed in .venv (make setup), so that the pins live in pyproject.toml only
+read -r -a WHEELS <<<"$("$PYTHON" -c 'import sys; from importlib.metadata import version
+print(" ".join(f"{name}=={version(name)}" for name in sys.argv[1:]))' "${PACKAGES[@]}")"
 platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do
     platforms+=(--platform "$p")
 done
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
 mkdir -p .whl
-$PIP download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${platforms[@]}" -d .whl "${WHEELS[@]}"
 for wheel in .whl/simpleitk-*.whl; do
     unpacked="$(mktemp -d)"

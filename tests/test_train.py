@@ -279,7 +279,7 @@ def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
     volume's statistics; the weights are untouched, the momentum restored, and the
     network left in train mode."""
     from liverseg.augment import normalise
-    from liverseg.train import _recalibrate_batchnorm
+    from liverseg.train import recalibrate_batchnorm
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 1), torch.nn.BatchNorm3d(3))
@@ -288,7 +288,7 @@ def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
     rng = np.random.default_rng(0)
     # 8x8x4 volumes, 4x4x4 windows without overlap: four windows tile each volume
     images = [(rng.normal(size=(8, 8, 4)) * (n + 1) + 50 * n).astype(np.float32) for n in range(3)]
-    _recalibrate_batchnorm(net, iter(images), (4, 4, 4), {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
+    recalibrate_batchnorm(net, iter(images), (4, 4, 4), {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
 
     with torch.no_grad():
         features = [net[0](torch.from_numpy(normalise(image))[None, None]) for image in images]

@@ -197,7 +197,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                 if cfg.batchnorm_recalibration:
                     volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
                         list(train_records), min(cfg.batchnorm_recalibration, len(train_records)))
-                    _recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size,
+                    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size,
                                            window, device)
                 val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
                 improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
@@ -345,7 +345,7 @@ def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimize
     return total / cfg.iterations_per_epoch
 
 
-def _recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window: Mapping, device) -> None:
+def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window: Mapping, device) -> None:
     """Replace BatchNorm's running statistics by their plain mean over whole training
     volumes ("precise BN"), each seen as inference sees it: its sliding windows, all of
     them in one batch. No weight changes here.
