@@ -82,6 +82,55 @@ def test_evaluation_transform_normalises(lps_subject):
     np.testing.assert_allclose(augment.normalise(subject["image"].data[0].numpy()), data[0].numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "flipped", "permuted"])
+def test_znormalise_equals_torchio_bit_for_bit(layout):
+    """ZNormalise replaces TorchIO's ZNormalization in both pipelines (a tenth of its
+    time and memory); its values must stay TorchIO's exactly, whatever the tensor's
+    memory layout after earlier transforms."""
+    data = torch.from_numpy(np.random.default_rng(5).gamma(2.0, 50.0, (1, 37, 29, 11)).astype(np.float32))
+    data = {"contiguous": data, "flipped": data.flip(1),
+            "permuted": data.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3)}[layout]
+    ours = augment.ZNormalise()(tio.ScalarImage(tensor=data)).data
+    theirs = tio.ZNormalization()(tio.ScalarImage(tensor=data)).data
+    assert ours.dtype == theirs.dtype == torch.float32
+    assert torch.equal(ours, theirs)
+
+
+def test_znormalise_names_a_constant_image(tmp_path):
+    path = tmp_path / "im0.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), path)
+    with pytest.raises(InputError, match="im0.nii.gz: constant intensity"):
+        augment.ZNormalise()(tio.Subject(image=tio.ScalarImage(path)))
+
+
+@pytest.mark.parametrize("shape", [(40, 40, 12), (37, 29, 11), (1, 9, 4), (300, 7, 130)])
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_bias_field_equals_torchio_bit_for_bit(shape, order):
+    """The separable bias field is TorchIO's, to the bit: odd sides (half-integer grid),
+    a one-voxel side (TorchIO skips its normalisation), blocks that do not divide the
+    first axis (300 x 7 x 130: 143 rows per 1 MB block)."""
+    n_terms = (order + 1) * (order + 2) * (order + 3) // 6
+    coefficients = list(np.random.default_rng(order).uniform(-0.5, 0.5, n_terms))
+    expected = tio.BiasField.generate_bias_field(torch.zeros((1,) + shape), order, coefficients)
+    field = augment.bias_field(shape, order, coefficients)
+    assert field.dtype == expected.dtype == np.float32
+    assert np.array_equal(field, expected)
+
+
+def test_random_bias_field_equals_torchio_under_one_seed(lps_subject):
+    """The same random draws and the same image as tio.RandomBiasField, label untouched."""
+    subject = augment.make_subject(lps_subject, "multiclass")
+    subject.load()
+    outputs = []
+    for transform in (augment.RandomBiasField(coefficients=0.5), tio.RandomBiasField(coefficients=0.5)):
+        torch.manual_seed(7)
+        outputs.append(transform(subject))
+    ours, theirs = outputs
+    assert torch.equal(ours["image"].data, theirs["image"].data)
+    assert not torch.equal(ours["image"].data, subject["image"].data)  # a field really was applied
+    assert torch.equal(ours["label"].data, subject["label"].data)
+
+
 def test_normalise_rejects_unusable_images():
     with pytest.raises(InputError, match="constant"):
         augment.normalise(np.ones((4, 4, 4)))
@@ -102,6 +151,25 @@ def test_training_transform_pads_short_volumes_and_keeps_labels(lps_subject):
         assert out["label"].data.dtype == augment.LABEL_DTYPE
         assert set(out["label"].data.unique().tolist()) <= {0, 1, 2}
         assert out["image"].data.dtype == torch.float32
+
+
+@pytest.mark.parametrize("probabilities", [ALL_ON, {"flip": 0.5, "affine": 0.3, "contrast": 0.3, "gamma": 0.3,
+                                                   "bias_field": 0.3, "noise": 0.3}])
+def test_training_transform_equals_torchio_reference(lps_subject, probabilities):
+    """liverseg's pipeline (one copy per subject, the separable bias field, ZNormalise) is
+    TorchIO's own pipeline to the bit under the same seed, and leaves its input alone."""
+    subject = augment.make_subject(lps_subject, "multiclass")
+    subject.load()
+    before = subject["image"].data.clone()
+    for seed in range(5):
+        outputs = []
+        for reference in (False, True):
+            torch.manual_seed(seed)
+            outputs.append(augment.training_transform(probabilities, (32, 32, 16), torchio_reference=reference)(subject))
+        ours, theirs = outputs
+        assert torch.equal(ours["image"].data, theirs["image"].data)
+        assert torch.equal(ours["label"].data, theirs["label"].data)
+    assert torch.equal(subject["image"].data, before)
 
 
 def test_padding_uses_minimum_and_background():

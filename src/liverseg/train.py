@@ -51,6 +51,7 @@ from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
 from .io import atomic_path, write_table
 from .losses import MarginLabelSmoothing
+from .sampling import LabelSampler, PatchSubjectsDataset
 
 MODEL_FORMAT = "liverseg.model/1"
 CHECKPOINT_FORMAT = "liverseg.checkpoint/1"
@@ -278,15 +279,16 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
 # --- training steps -------------------------------------------------------------------
 
 def training_patches(records: Sequence[Mapping], task: str, patch_size, augmentation: Mapping,
-                     cfg: TrainingConfig) -> tuple[tio.SubjectsDataset, tio.LabelSampler]:
-    """The augmented training subjects and the label sampler that draws patches from them."""
-    dataset = tio.SubjectsDataset([augment.make_subject(r, task) for r in records],
-                                  transform=augment.training_transform(augmentation, patch_size))
-    sampler = tio.LabelSampler(patch_size, label_name="label", label_probabilities=cfg.sampler_probabilities(task))
+                     cfg: TrainingConfig) -> tuple[tio.SubjectsDataset, LabelSampler]:
+    """The augmented training subjects and the label sampler that draws patches from them
+    (each subject's distribution of patch centres is computed with it, in the workers)."""
+    sampler = LabelSampler(patch_size, label_name="label", label_probabilities=cfg.sampler_probabilities(task))
+    dataset = PatchSubjectsDataset([augment.make_subject(r, task) for r in records],
+                                   augment.training_transform(augmentation, patch_size), sampler)
     return dataset, sampler
 
 
-def patch_batches(dataset: tio.SubjectsDataset, sampler: tio.LabelSampler, cfg: TrainingConfig) -> Iterator[dict]:
+def patch_batches(dataset: tio.SubjectsDataset, sampler: LabelSampler, cfg: TrainingConfig) -> Iterator[dict]:
     """Endless batches of patches from a fresh TorchIO queue."""
     queue = tio.Queue(dataset, max_length=cfg.queue_length, samples_per_volume=cfg.samples_per_volume,
                       sampler=sampler, num_workers=cfg.num_workers, shuffle_subjects=True, shuffle_patches=True)

@@ -1,0 +1,170 @@
+"""The training queue's label sampler: TorchIO's LabelSampler, the same distribution of
+patch centres to the bit and the same patches under one seed."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import torchio as tio
+
+from torchio.constants import MIN_FLOAT_32
+
+from liverseg import augment
+from liverseg.errors import InputError
+from liverseg.sampling import CENTRES, LabelSampler, PatchSubjectsDataset
+from liverseg.train import TrainingConfig, patch_batches, training_patches
+
+from conftest import phantom, write_pair
+
+
+def subject(shape, seed: int = 0, tumour: bool = True) -> tio.Subject:
+    rng = np.random.default_rng(seed)
+    label = np.zeros(shape, np.uint8)
+    h, w, d = shape
+    label[h // 5: 4 * h // 5, w // 4: 3 * w // 4, 1: d - 1] = 1
+    if tumour:
+        label[h // 2: h // 2 + 3, w // 2: w // 2 + 2, d // 2: d // 2 + 2] = 2
+    label[rng.random(shape) < 0.02] = 2 if tumour else 1  # scattered voxels: ragged class masks
+    image = rng.normal(size=shape).astype(np.float32)
+    return tio.Subject(image=tio.ScalarImage(tensor=torch.from_numpy(image)[None]),
+                       label=tio.LabelMap(tensor=torch.from_numpy(label)[None]))
+
+
+def torchio_cdf(sampler: tio.LabelSampler, subj: tio.Subject) -> np.ndarray:
+    probability_map = sampler.process_probability_map(sampler.get_probability_map(subj), subj)
+    return sampler.get_cumulative_distribution_function(probability_map)
+
+
+@pytest.mark.parametrize("shape, patch, weights", [
+    ((64, 48, 20), (32, 32, 16), {0: 1, 1: 2, 2: 4}),      # the config's class weights
+    ((65, 47, 21), (33, 31, 15), {0: 1, 1: 2, 2: 4}),      # odd sides and patch sides
+    ((40, 40, 12), (40, 40, 12), {0: 1, 1: 2, 2: 4}),      # a patch as large as the volume
+    ((64, 48, 20), (32, 32, 16), {0: 0.0, 1: 1.0, 2: 0.5}),  # a class left out, float weights
+    ((64, 48, 20), (16, 16, 8), {0: 1, 1: 4}),             # a binary task
+])
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_distribution_equals_torchio_bit_for_bit(shape, patch, weights, block):
+    """The kept values are TorchIO's cumulative distribution's, and every draw picks the
+    voxel TorchIO's search of its whole distribution picks: random numbers, and numbers
+    aimed at block boundaries and at the ends of classes' runs (where a sum's last bit
+    decides)."""
+    subj = subject(shape)
+    centres = LabelSampler(patch, "label", weights).distribution(subj, block=block)
+    theirs = torchio_cdf(tio.LabelSampler(patch, label_name="label", label_probabilities=weights), subj)
+    kept = theirs[block - 1::block]
+    kept = np.append(kept, theirs[-1]) if theirs.size % block else kept
+    assert centres.shape == shape and centres.block_ends.dtype == np.float64
+    assert np.array_equal(centres.block_ends, kept)
+    rng = np.random.default_rng(block)
+    steps = np.flatnonzero(np.diff(theirs) > 0)
+    aimed = theirs[np.concatenate([steps[:: max(len(steps) // 50, 1)], np.arange(block - 1, theirs.size, block)[:50]])]
+    uniforms = np.concatenate([rng.random(300), aimed / theirs[-1], np.nextafter(aimed, 0) / theirs[-1], [0.0]])
+    label = subj["label"].data[0].numpy()
+    for u in uniforms:
+        expected = np.unravel_index(np.searchsorted(theirs, max(MIN_FLOAT_32, float(u)) * theirs[-1]), shape)
+        assert centres.centre(label, float(u)) == tuple(int(i) for i in expected)
+
+
+def test_absent_class_is_skipped_as_torchio_does():
+    """A weighted class with no voxel (no tumour in this subject) takes no share."""
+    subj = subject((64, 48, 20), tumour=False)
+    weights = {0: 1, 1: 2, 2: 4}
+    centres = LabelSampler((32, 32, 16), "label", weights).distribution(subj, block=1)
+    theirs = torchio_cdf(tio.LabelSampler((32, 32, 16), label_name="label", label_probabilities=weights), subj)
+    assert np.array_equal(centres.block_ends, theirs)
+
+
+def test_same_patches_as_torchio_under_one_seed():
+    """Locations and voxels of every patch, twenty draws: what the queue trains on."""
+    subj = subject((70, 60, 24), seed=1)
+    weights = {0: 1, 1: 2, 2: 4}
+    draws = []
+    for sampler in (LabelSampler((32, 32, 16), "label", weights),
+                    tio.LabelSampler((32, 32, 16), label_name="label", label_probabilities=weights)):
+        torch.manual_seed(11)
+        draws.append(list(sampler(subj, 20)))
+    ours, theirs = draws
+    assert len(ours) == len(theirs) == 20
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a[tio.LOCATION], b[tio.LOCATION])
+        assert torch.equal(a["image"].data, b["image"].data) and torch.equal(a["label"].data, b["label"].data)
+    assert len({tuple(p[tio.LOCATION].tolist()) for p in ours}) > 10  # really random draws
+
+
+def test_sampled_centres_follow_the_class_weights():
+    """Share of patch centres on tumour voxels: its weight's share (4 of 7)."""
+    subj = subject((64, 48, 20), seed=2)
+    sampler = LabelSampler((16, 16, 8), "label", {0: 1, 1: 2, 2: 4})
+    torch.manual_seed(0)
+    label = subj["label"].data[0]
+    centres = [p[tio.LOCATION][:3] + torch.tensor([8, 8, 4]) for p in sampler(subj, 2000)]
+    tumour = np.mean([int(label[tuple(c.tolist())]) == 2 for c in centres])
+    assert abs(tumour - 4 / 7) < 0.04
+
+
+def test_no_sampleable_voxel_names_the_label_file(tmp_path):
+    """Only the tumour class weighted, and no tumour where a patch can be centred."""
+    path = tmp_path / "lb0.nii.gz"
+    label = np.zeros((40, 40, 12), np.uint8)
+    label[0:2, 0:2, 0:2] = 2  # in the corner: no patch centre can lie there
+    nib.save(nib.Nifti1Image(label, np.eye(4)), path)
+    subj = tio.Subject(label=tio.LabelMap(path))
+    with pytest.raises(InputError, match=r"lb0.nii.gz: no voxel of the sampled classes \[2\]"):
+        next(LabelSampler((16, 16, 8), "label", {0: 0, 1: 0, 2: 1})(subj, 1))
+
+
+def test_float_label_map_is_refused():
+    subj = tio.Subject(label=tio.LabelMap(tensor=torch.zeros(1, 16, 16, 8)))
+    with pytest.raises(InputError, match="one-channel integer label map"):
+        next(LabelSampler((8, 8, 4), "label", {0: 1})(subj, 1))
+
+
+def test_attached_distribution_is_taken_off_and_used(tmp_path):
+    """The dataset attaches the distribution (in a worker); the sampler takes it off the
+    subject, so the patches carry no such entry and collate into batches."""
+    subj = subject((64, 48, 20))
+    sampler = LabelSampler((32, 32, 16), "label", {0: 1, 1: 2, 2: 4})
+    dataset = PatchSubjectsDataset([subj], tio.Compose([]), sampler)
+    loaded = dataset[0]
+    assert isinstance(loaded[CENTRES].block_ends, np.ndarray)
+    torch.manual_seed(4)
+    patches = list(sampler(loaded, 3))
+    assert CENTRES not in loaded and all(CENTRES not in p for p in patches)
+    torch.manual_seed(4)
+    again = list(sampler(subj, 3))  # computed on the spot: the same patches
+    assert all(torch.equal(a[tio.LOCATION], b[tio.LOCATION]) for a, b in zip(patches, again))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_batches_equal_torchio_queue(tmp_path, workers):
+    """What training consumes: liverseg's dataset, augmentation and sampler give, batch for
+    batch, what TorchIO's own transforms, dataset and LabelSampler give in the same queue
+    under the same seed, with and without queue workers (their seeds derive from the
+    main process's; the distributions are computed in the workers)."""
+    records = []
+    for n in range(3):
+        image, label = phantom(shape=(48, 40, 20), seed=n)
+        write_pair(tmp_path, n, image, label, np.diag([0.8, 0.8, 3.0, 1.0]))
+        records.append({"subject": f"im{n}", "image": str(tmp_path / "imagesTr" / f"im{n}.nii.gz"),
+                        "label": str(tmp_path / "labelsTr" / f"lb{n}.nii.gz")})
+    cfg = TrainingConfig.from_mapping({"learning_rate": 0.01, "batch_size": 2, "max_epochs": 1, "patience": 1,
+                                       "iterations_per_epoch": 6, "samples_per_volume": 4, "queue_length": 8,
+                                       "num_workers": workers, "label_probabilities":
+                                       {"background": 1, "liver": 2, "tumor": 4}})
+    augmentation = {key: 0.5 for key in augment.AUGMENTATIONS}
+    patch = (32, 32, 16)
+    ours = training_patches(records, "multiclass", patch, augmentation, cfg)
+    theirs = (tio.SubjectsDataset([augment.make_subject(r, "multiclass") for r in records],
+                                  transform=augment.training_transform(augmentation, patch, torchio_reference=True)),
+              tio.LabelSampler(patch, label_name="label", label_probabilities=cfg.sampler_probabilities("multiclass")))
+    batches = []
+    for dataset, sampler in (ours, theirs):
+        torch.manual_seed(9)
+        stream = patch_batches(dataset, sampler, cfg)
+        batches.append([next(stream) for _ in range(cfg.iterations_per_epoch)])
+    for a, b in zip(*batches):
+        assert torch.equal(a[tio.LOCATION], b[tio.LOCATION])
+        assert torch.equal(a["image"][tio.DATA], b["image"][tio.DATA])
+        assert torch.equal(a["label"][tio.DATA], b["label"][tio.DATA])
