@@ -3,23 +3,28 @@
     python benchmarks/bench_patches.py [--subjects 4] [--quick] [--out results/benchmarks/patches.tsv]
 
 A TorchIO queue makes patches in two places. Its workers load a subject and augment it
-whole (`liverseg.augment.training_transform`); its main process then draws the subject's
-patches with the label sampler, between two training steps, however many workers there
-are: on a GPU, what the sampler costs per step is time the model waits. Both are timed,
-per subject, on ATLAS-size subjects: the largest ATLAS grid (512 x 512 x 136, a scale-1
-synthetic subject resampled to it) and scale-1 synthetic subjects (320 x 250 x 86 and
-up), with config/config.yaml's ahnet_multiclass: 256 x 256 x 64 patches, its
-augmentation probabilities, its 8 patches per subject and class weights.
+whole (the dataset's `__getitem__`: `liverseg.augment.training_transform`; liverseg's
+`PatchSubjectsDataset` also computes the subject's distribution of patch centres
+there); its main process then draws the subject's patches with the label sampler,
+between two training steps, however many workers there are: on a GPU, what the sampler
+costs per step is time the model waits. Both are timed, per subject, on ATLAS-size
+subjects: the largest ATLAS grid (512 x 512 x 136, a scale-1 synthetic subject resampled
+to it) and scale-1 synthetic subjects (320 x 250 x 86 and up), with config/config.yaml's
+ahnet_multiclass: 256 x 256 x 64 patches, its augmentation probabilities, its 8 patches
+per subject and class weights.
 
-- liverseg: `training_transform` (one copy of the subject, the separable bias field,
-  `ZNormalise`) and `liverseg.sampling.LabelSampler`;
-- TorchIO: `training_transform(torchio_reference=True)` (TorchIO's RandomBiasField and
-  ZNormalization, each transform copying the subject) and `tio.LabelSampler`.
+- liverseg: `liverseg.sampling.PatchSubjectsDataset` with `training_transform` (one copy
+  of the subject, the separable bias field, `ZNormalise`) and
+  `liverseg.sampling.LabelSampler`;
+- TorchIO: `tio.SubjectsDataset` with `training_transform(torchio_reference=True)`
+  (TorchIO's RandomBiasField and ZNormalization, each transform copying the subject)
+  and `tio.LabelSampler`.
 
 Each subject goes through both under the same torch seeds (several seeds per subject,
 so each augmentation's probability shows in the mean); the augmented images, label maps
-and every patch must be equal (exit 1 otherwise). Writes a TSV: per side and part, the
-mean seconds per subject.
+and every patch must be equal (exit 1 otherwise). Writes a TSV: per side, subject and
+seed, the worker's seconds (load, augment, and for liverseg the distribution) and the
+main process's seconds (the draws and crops).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from scipy import ndimage
 from liverseg.augment import make_subject, training_transform
 from liverseg.cohort import scan_dataset
 from liverseg.io import write_table
-from liverseg.sampling import LabelSampler
+from liverseg.sampling import LabelSampler, PatchSubjectsDataset
 from liverseg.synthetic import write_cohort
 from liverseg.train import TrainingConfig
 
@@ -60,11 +65,12 @@ def largest_subject(record: dict, folder: Path) -> dict:
     return dict(subject="largest", image=str(paths[0]), label=str(paths[1]))
 
 
-def one_side(subject: tio.Subject, transform, sampler, seed: int, patches: int) -> tuple[float, float, list]:
-    """Seconds to augment `subject`, seconds to draw its patches, and the patches."""
+def one_side(dataset: tio.SubjectsDataset, sampler, seed: int, patches: int) -> tuple[float, float, list]:
+    """Seconds a queue worker spends on the dataset's subject, seconds the main process
+    spends drawing its patches, and the augmented subject with its patches."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    augmented = transform(subject)
+    augmented = dataset[0]
     augmented_at = time.perf_counter()
     drawn = list(sampler(augmented, patches))
     return augmented_at - start, time.perf_counter() - augmented_at, [augmented] + drawn
@@ -92,11 +98,13 @@ def run(args: argparse.Namespace) -> list[dict]:
     model = config["models"][MODEL]
     patch, training = model["patch_size"], TrainingConfig.from_mapping(config["training"])
     weights = training.sampler_probabilities(model["task"])
+    sampler = LabelSampler(patch, "label", weights)
     sides = {
-        "liverseg": (training_transform(config["augmentation"], patch),
-                     LabelSampler(patch, "label", weights)),
-        "TorchIO": (training_transform(config["augmentation"], patch, torchio_reference=True),
-                    tio.LabelSampler(patch, label_name="label", label_probabilities=weights)),
+        "liverseg": (lambda subject: PatchSubjectsDataset([subject], training_transform(
+            config["augmentation"], patch), sampler), sampler),
+        "TorchIO": (lambda subject: tio.SubjectsDataset([subject], transform=training_transform(
+            config["augmentation"], patch, torchio_reference=True)),
+            tio.LabelSampler(patch, label_name="label", label_probabilities=weights)),
     }
     subjects, seeds = (1, 2) if args.quick else (args.subjects, args.seeds)
     rows, agree = [], True
@@ -107,35 +115,35 @@ def run(args: argparse.Namespace) -> list[dict]:
             records.append(largest_subject(records[0], Path(tmp)))
         for record in records:
             subject = make_subject(record, model["task"])
-            subject.load()
             for seed in range(seeds):
                 outputs = {}
-                for side, (transform, sampler) in sides.items():
-                    augment_s, sample_s, outputs[side] = one_side(subject, transform, sampler, seed,
-                                                                  training.samples_per_volume)
-                    rows.append(dict(side=side, subject=record["subject"], shape="x".join(map(str, subject.shape[1:])),
-                                     seed=seed, augment_s=augment_s, sample_s=sample_s))
+                for side, (dataset, side_sampler) in sides.items():
+                    worker_s, main_s, outputs[side] = one_side(dataset(subject), side_sampler, seed,
+                                                               training.samples_per_volume)
+                    rows.append(dict(side=side, subject=record["subject"], shape=record.get("shape", "512,512,136"),
+                                     seed=seed, worker_s=worker_s, main_s=main_s))
                 same = equal(outputs["liverseg"], outputs["TorchIO"])
                 agree &= same
-                print(f"{record['subject']} {subject.shape[1:]} seed {seed}: "
-                      + "  ".join(f"{r['side']} augment {r['augment_s']:.2f} s, sample {r['sample_s']:.2f} s"
+                print(f"{record['subject']} seed {seed}: "
+                      + "  ".join(f"{r['side']} worker {r['worker_s']:.2f} s, main process {r['main_s']:.3f} s"
                                   for r in rows[-2:]) + f"  equal: {same}", flush=True)
     table = pd.DataFrame(rows)
+    table["main_s_per_step"] = table.main_s * training.batch_size / training.samples_per_volume
     write_table(args.out, table)
-    mean = table.groupby("side")[["augment_s", "sample_s"]].mean()
-    largest = table[table.subject == "largest"].groupby("side")[["augment_s", "sample_s"]].mean()
+    parts = ["worker_s", "main_s", "main_s_per_step"]
+    mean = table.groupby("side")[parts].mean()
+    largest = table[table.subject == "largest"].groupby("side")[parts].mean()
     print(mean.to_string())
     print(f"wrote {args.out}")
-    what = (f"per subject, {training.samples_per_volume} patches of {'x'.join(map(str, patch))}, "
-            f"{len(records)} subjects x {seeds} seeds")
+    what = f"{training.samples_per_volume} patches of {'x'.join(map(str, patch))} per subject"
     out = []
-    for part, where in (("augment_s", "augmentation (queue worker)"), ("sample_s", "patch sampling (main process)")):
-        out.append(summary_row(where, f"{what}, mean", mean[part]["liverseg"], mean[part]["TorchIO"], "TorchIO",
-                               mean[part]["TorchIO"] / mean[part]["liverseg"], "s", agree))
-        if len(largest):
-            out.append(summary_row(where, f"one 512x512x136 subject, {seeds} seeds, mean",
-                                   largest[part]["liverseg"], largest[part]["TorchIO"], "TorchIO",
-                                   largest[part]["TorchIO"] / largest[part]["liverseg"], "s", agree))
+    for part, where in (("worker_s", "subject in a queue worker"), ("main_s", "patch draws (main process)")):
+        for name, means, which in (("mean", mean, f"{len(records)} subjects x {seeds} seeds"),
+                                   ("largest", largest, f"512x512x136, {seeds} seeds")):
+            if len(means):
+                out.append(summary_row(where, f"{what}; {which}, mean", means[part]["liverseg"],
+                                       means[part]["TorchIO"], "TorchIO", means[part]["TorchIO"] / means[part]["liverseg"],
+                                       "s", agree))
     return out
 
 

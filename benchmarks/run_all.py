@@ -6,8 +6,10 @@ Runs, in this order, each benchmark module's `run` (see each file's docstring):
 bench_metrics (liverseg's challenge metrics against the fastest of MONAI and
 medpy + surface-distance), bench_inference (predict_volume against MONAI's
 sliding_window_inference: speed and peak memory; `--slices` of the 512 x 512 volume),
-bench_postprocess (against scipy.ndimage), bench_data_pipeline (patches per second of one
-worker against the training step rate). `--quick` makes each small.
+bench_postprocess (against scipy.ndimage), bench_patches (making training patches from
+ATLAS-size subjects, in the queue's workers and in its main process, against TorchIO's own
+pipeline), bench_data_pipeline (patches per second of one worker against the training
+step rate). `--quick` makes each small.
 
 The workflow itself: with `--demo`, the whole demo DAG (`snakemake --cores 2 --configfile
 config/demo.yaml`) runs in a temporary copy of the workflow (tens of minutes on 2 cores)
@@ -36,7 +38,7 @@ from common import OUT_DIR, ROOT, SUMMARY_COLUMNS, exit_status, summary_row
 
 from liverseg import io, stages, tables
 
-BENCHMARKS = ("bench_metrics", "bench_inference", "bench_postprocess", "bench_data_pipeline")
+BENCHMARKS = ("bench_metrics", "bench_inference", "bench_postprocess", "bench_patches", "bench_data_pipeline")
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs")  # what `snakemake` reads; the library is installed
 
 
