@@ -10,7 +10,7 @@ import torchio as tio
 
 from liverseg import augment
 from liverseg.errors import ConfigError, InputError
-from liverseg.io import load_nifti
+from liverseg.io import c_ordered, load_nifti
 
 from conftest import phantom, write_pair
 
@@ -71,6 +71,20 @@ def test_corrupt_image_names_the_file(tmp_path, lps_subject):
     subject = augment.make_subject(dict(lps_subject, image=str(broken)), "multiclass")
     with pytest.raises(InputError, match="broken.nii.gz"):
         subject.load()
+
+
+@pytest.mark.parametrize("layout", ["fortran", "flipped", "canonical view", "c", "2d"])
+def test_c_ordered_copies_any_layout(layout):
+    """The plane-by-plane copy NIfTI volumes go through: equal to numpy's, C-contiguous,
+    and no copy of an array that already is one."""
+    base = np.random.default_rng(0).random((9, 7, 5)).astype(np.float32)
+    volume = {"fortran": np.asfortranarray(base), "flipped": base[::-1, :, ::-1],
+              "canonical view": np.asfortranarray(base).transpose(1, 0, 2)[:, ::-1], "c": base,
+              "2d": np.asfortranarray(base[0])}[layout]
+    out = c_ordered(volume)
+    assert out.flags.c_contiguous and out.dtype == volume.dtype
+    assert np.array_equal(out, volume)
+    assert (out is volume) == (layout == "c")
 
 
 def test_evaluation_transform_normalises(lps_subject):

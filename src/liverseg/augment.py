@@ -32,7 +32,7 @@ import torchio as tio
 from torchio.transforms.augmentation import RandomTransform
 
 from .errors import ConfigError, InputError
-from .io import load_nifti
+from .io import c_ordered, load_nifti
 
 TASKS = ("multiclass", "liver", "tumor")
 AUGMENTATIONS = ("flip", "affine", "contrast", "gamma", "bias_field", "noise")
@@ -71,7 +71,7 @@ def task_target(label: np.ndarray, task: str) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """TorchIO reader: the canonical image as (1, H, W, D) float32 and its affine."""
     img = load_nifti(path)
-    return np.ascontiguousarray(img.get_fdata(dtype=np.float32)[np.newaxis]), img.affine
+    return c_ordered(img.get_fdata(dtype=np.float32))[np.newaxis], img.affine
 
 
 def read_label(path: str | os.PathLike, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def read_label(path: str | os.PathLike, task: str) -> tuple[np.ndarray, np.ndarr
     label = img.get_fdata(dtype=np.float32)  # decoded (and cached) by load_nifti already
     if label.ndim != 3:
         raise InputError(f"{path}: label map must be 3D, got shape {label.shape}")
-    return np.ascontiguousarray(task_target(label, task)[np.newaxis]), img.affine
+    return c_ordered(task_target(label, task))[np.newaxis], img.affine
 
 
 def make_subject(record: Mapping, task: str) -> tio.Subject:
@@ -127,7 +127,7 @@ def normalise(image: np.ndarray) -> np.ndarray:
         raise InputError("image holds NaN or infinite values")
     if float(image.max()) == float(image.min()):
         raise InputError("image has a constant intensity: it cannot be z-normalised")
-    out = torch.from_numpy(np.array(image, order="C"))
+    out = torch.from_numpy(np.array(image) if image.flags.c_contiguous else c_ordered(image))  # a copy, C order
     _standardise(out)
     return out.numpy()
 
