@@ -55,6 +55,20 @@ def test_task_targets(lps_subject, task, expected):
     assert len(augment.class_names(task)) == int(expected(label).max()) + 1
 
 
+@pytest.mark.parametrize("stored", [np.uint8, np.int16, np.float32, np.float64])
+def test_task_target_of_every_stored_dtype(stored):
+    """Float label files round to their classes (1.9999999 is the tumour); every task's
+    target is uint8."""
+    values = np.array([0, 1, 2, 2, 1, 0], dtype=stored)
+    if np.dtype(stored).kind == "f":
+        values = values + np.array([0, -1e-6, 1e-6, -1e-6, 1e-6, 0])
+        values = values.astype(stored)
+    for task, expected in (("multiclass", [0, 1, 2, 2, 1, 0]), ("liver", [0, 1, 1, 1, 1, 0]),
+                           ("tumor", [0, 0, 1, 1, 0, 0])):
+        target = augment.task_target(values, task)
+        assert target.dtype == np.uint8 and target.tolist() == expected
+
+
 def test_make_subject_bad_records(tmp_path, lps_subject):
     missing = dict(lps_subject, label=str(tmp_path / "labelsTr" / "lb99.nii.gz"))
     with pytest.raises(InputError, match="lb99.nii.gz: file not found"):

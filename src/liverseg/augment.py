@@ -58,13 +58,16 @@ def class_names(task: str) -> list[str]:
 
 
 def task_target(label: np.ndarray, task: str) -> np.ndarray:
-    """The ATLAS label map {0, 1, 2} as the class indices `task` is trained on."""
+    """The ATLAS label map {0, 1, 2} (integral values of any dtype, as the cohort check
+    admits) as the uint8 class indices `task` is trained on."""
     _check_task(task)
-    label = np.rint(np.asarray(label)).astype(np.int16)
+    label = np.asarray(label)
+    if label.dtype.kind == "f":
+        label = np.rint(label)
     if task == "liver":
-        label = label > 0
-    elif task == "tumor":
-        label = label == 2
+        return (label > 0).view(np.uint8)
+    if task == "tumor":
+        return (label == 2).view(np.uint8)
     return label.astype(np.uint8)
 
 
