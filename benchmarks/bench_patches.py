@@ -138,10 +138,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     what = f"{training.samples_per_volume} patches of {'x'.join(map(str, patch))} per subject"
     out = []
     for part, where in (("worker_s", "subject in a queue worker"), ("main_s", "patch draws (main process)")):
-        for name, means, which in (("mean", mean, f"{len(records)} subjects x {seeds} seeds"),
-                                   ("largest", largest, f"512x512x136, {seeds} seeds")):
+        for suffix, means, which in (("", mean, f"{len(records)} subjects x {seeds} seeds"),
+                                     (", 512x512x136", largest, f"512x512x136, {seeds} seeds")):
             if len(means):
-                out.append(summary_row(where, f"{what}; {which}, mean", means[part]["liverseg"],
+                out.append(summary_row(where + suffix, f"{what}; {which}, mean", means[part]["liverseg"],
                                        means[part]["TorchIO"], "TorchIO", means[part]["TorchIO"] / means[part]["liverseg"],
                                        "s", agree))
     return out

@@ -82,7 +82,9 @@ def ratio_chart(summary: pd.DataFrame, path: Path) -> None:
     labels = [f"{b}\n(vs {p})" for b, p in zip(shown.benchmark, shown.peer_name)]
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(shown) + 1.2))
     colours = ["tab:green" if r >= 1 else "tab:red" for r in shown.ratio]
-    ax.barh(labels, shown.ratio - 1, left=1, color=colours)  # from 1 (a tie) out to the ratio, either side
+    rows = range(len(shown))  # positions, not labels: two rows may share a label
+    ax.barh(rows, shown.ratio - 1, left=1, color=colours)  # from 1 (a tie) out to the ratio, either side
+    ax.set_yticks(rows, labels)
     ax.axvline(1, color="black", lw=1)
     ax.set_xscale("log")
     ax.set_xlim(min(shown.ratio.min(), 1) / 2, max(shown.ratio.max(), 1) * 3)
