@@ -15,6 +15,11 @@ Pipelines:
   interpolation (TorchIO does so for a LabelMap), and ends as uint8 so that patches
   of every subject collate (TorchIO pitfall: mixed integer dtypes break collation).
 
+The transforms are TorchIO's, but for two replacements that give TorchIO's values to the
+bit at a fraction of the cost on ATLAS-size volumes (`ZNormalise`, `RandomBiasField`), and
+the training pipeline copies each subject once instead of at every step
+(`training_transform`).
+
 "Contrast" is nnU-Net's contrast augmentation (`RandomContrast` below): intensities are
 scaled about their mean by a factor drawn from [0.75, 1.25] and clipped to the original
 range. TorchIO has no transform of that kind; `RandomGamma` changes the gamma only.
