@@ -62,7 +62,7 @@ def largest_subject(record: dict, folder: Path) -> dict:
     paths = folder / "im_largest.nii.gz", folder / "lb_largest.nii.gz"
     nib.save(nib.Nifti1Image(ndimage.zoom(image.get_fdata(dtype=np.float32), zoom, order=1), affine), paths[0])
     nib.save(nib.Nifti1Image(ndimage.zoom(np.asarray(label.dataobj, np.uint8), zoom, order=0), affine), paths[1])
-    return dict(subject="largest", image=str(paths[0]), label=str(paths[1]))
+    return dict(subject="largest", image=str(paths[0]), label=str(paths[1]), shape=",".join(map(str, LARGEST)))
 
 
 def one_side(dataset: tio.SubjectsDataset, sampler, seed: int, patches: int) -> tuple[float, float, list]:
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 for side, (dataset, side_sampler) in sides.items():
                     worker_s, main_s, outputs[side] = one_side(dataset(subject), side_sampler, seed,
                                                                training.samples_per_volume)
-                    rows.append(dict(side=side, subject=record["subject"], shape=record.get("shape", "512,512,136"),
+                    rows.append(dict(side=side, subject=record["subject"], shape=record["shape"],
                                      seed=seed, worker_s=worker_s, main_s=main_s))
                 same = equal(outputs["liverseg"], outputs["TorchIO"])
                 agree &= same

@@ -133,17 +133,17 @@ def normalise(image: np.ndarray) -> np.ndarray:
         raise InputError(f"image must be 3D (H, W, D), got shape {image.shape}")
     if not np.isfinite(image).all():
         raise InputError("image holds NaN or infinite values")
-    if float(image.max()) == float(image.min()):
-        raise InputError("image has a constant intensity: it cannot be z-normalised")
     out = torch.from_numpy(np.array(image) if image.flags.c_contiguous else c_ordered(image))  # a copy, C order
-    _standardise(out)
+    _standardise(out, "image")
     return out.numpy()
 
 
-def _standardise(tensor: torch.Tensor) -> None:
+def _standardise(tensor: torch.Tensor, name: str) -> None:
     """ZNormalization's arithmetic, in place on a C-ordered float32 tensor: mean and
     unbiased std of all voxels (reduced in C order, as TorchIO's flattening mask does),
-    then subtraction and division."""
+    then subtraction and division. A constant image (`name` in the error) has no std."""
+    if float(tensor.max()) == float(tensor.min()):
+        raise InputError(f"{name}: constant intensity, it cannot be z-normalised")
     mean, std = tensor.mean(), tensor.std()
     tensor -= mean
     tensor /= std
@@ -157,9 +157,7 @@ class ZNormalise(tio.IntensityTransform):
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         for image in self.get_images(subject):
             data = image.data.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-            if float(data.max()) == float(data.min()):
-                raise InputError(f"{image.path or 'image'}: constant intensity, it cannot be z-normalised")
-            _standardise(data)
+            _standardise(data, str(image.path or "image"))
             image.set_data(data)
         return subject
 

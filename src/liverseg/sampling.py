@@ -82,8 +82,7 @@ class CentreDistribution:
         if flat.size % block:
             ends = np.append(ends, flat[-1])
         return cls(shape=shape, box=box, probabilities=table / total / second_total, block_ends=ends.copy(),
-                   block=block, patch=tuple(int(p) for p in patch_size),
-                   weights=tuple((int(k), float(v)) for k, v in weights.items()))
+                   block=block, **_settings(patch_size, weights))
 
     def centre(self, label: np.ndarray, uniform: float) -> tuple[int, int, int]:
         """The voxel TorchIO's inverse transform sampling picks for the random number
@@ -132,9 +131,9 @@ class LabelSampler(tio.LabelSampler):
         carry it: they are collated into batches); None if absent or for another setup."""
         centres = subject.pop(CENTRES, None)
         subject.__dict__.pop(CENTRES, None)
-        settings = (tuple(int(p) for p in self.patch_size),
-                    tuple((int(k), float(v)) for k, v in self.label_probabilities_dict.items()))
-        if centres is None or (centres.patch, centres.weights) != settings or centres.shape != subject.spatial_shape:
+        settings = _settings(self.patch_size, self.label_probabilities_dict)
+        if (centres is None or (centres.patch, centres.weights) != (settings["patch"], settings["weights"])
+                or centres.shape != subject.spatial_shape):
             return None
         return centres
 
@@ -152,6 +151,11 @@ class PatchSubjectsDataset(tio.SubjectsDataset):
         subject[CENTRES] = self.sampler.distribution(subject)
         subject.update_attributes()
         return subject
+
+
+def _settings(patch: Sequence[int], weights: Mapping[int, float]) -> dict:
+    """What a distribution was computed for, as comparable tuples of Python numbers."""
+    return {"patch": tuple(int(p) for p in patch), "weights": tuple((int(k), float(v)) for k, v in weights.items())}
 
 
 def _voxel_probabilities(counts: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
