@@ -9,8 +9,9 @@ with `--scale 1`) go through the training pipeline of config/demo.yaml's ahnet_m
 (`liverseg.augment.training_transform`), the label sampler with the config's class
 weights, the TorchIO queue and loader, the batch size; each popped batch then trains the
 model one step (AHNet forward, margin-based label-smoothing loss, backward, Adam; float16
-autocast and gradient scaling on a GPU), as `liverseg.train` does. The time waiting for
-each batch and the time of each step are summed separately (one untimed step first).
+autocast and gradient scaling on a GPU) in `liverseg.train.run_steps`, the loop training
+runs, which sums the time waiting for each batch and the time of each step separately
+(one untimed step first).
 
 With `--workers 0` (the default on the CPU) the main process makes every patch, so the
 waiting time is the time one worker takes to make them: patches/s per worker, against
@@ -26,7 +27,6 @@ import argparse
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -38,7 +38,8 @@ from liverseg.config import out_channels
 from liverseg.io import write_table
 from liverseg.nets import build_network
 from liverseg.synthetic import write_cohort
-from liverseg.train import TrainingConfig, optimisation, optimiser_step, patch_batches, training_patches
+from liverseg.train import (StepTimes, TrainingConfig, optimisation, optimiser_step, patch_batches, run_steps,
+                            training_patches)
 
 MODEL = "ahnet_multiclass"
 
@@ -52,7 +53,7 @@ def training_batches(records, config: dict, workers: int):
 
 
 class Trainer:
-    """One optimiser step of liverseg.train on a batch."""
+    """The model, loss and optimiser of liverseg.train."""
 
     def __init__(self, config: dict, device: torch.device):
         model = config["models"][MODEL]
@@ -64,20 +65,10 @@ class Trainer:
 
     def step(self, batch: dict) -> None:
         optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # the step is over when the GPU is done
 
-
-def timed_epoch(trainer: Trainer, batches, steps: int) -> tuple[float, float]:
-    """Seconds spent waiting for batches and seconds spent in steps, over `steps` iterations."""
-    wait = work = 0.0
-    for _ in range(steps):
-        start = time.perf_counter()
-        batch = next(batches)
-        popped = time.perf_counter()
-        trainer.step(batch)
-        wait, work = wait + popped - start, work + time.perf_counter() - popped
-    return wait, work
+    def timed_steps(self, batches, steps: int) -> StepTimes:
+        """liverseg.train's own loop: the wait for each batch timed apart from its step."""
+        return run_steps(self.net, batches, steps, self.criterion, self.optimizer, self.scaler, self.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +110,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         trainer.step(warm_up)  # untimed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        wait, work = timed_epoch(trainer, training_batches(records, config, workers), steps)
+        times = trainer.timed_steps(training_batches(records, config, workers), steps)
+    wait, work = times.data_seconds, times.step_seconds
     patches = steps * batch
     row = dict(config="paper" if args.paper else "demo", scale=scale, volumes=" ".join(shapes),
                patch="x".join(map(str, patch)), batch=batch, workers=workers, device=str(device), steps=steps,

@@ -7,7 +7,7 @@ import pytest
 
 from liverseg.cli import main
 from liverseg.errors import InputError
-from liverseg.stages import read_benchmarks, stage_table, write_stages
+from liverseg.stages import read_benchmarks, stage_table, training_table, write_stages
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -68,3 +68,35 @@ def test_missing_or_foreign_files_are_reported(tmp_path, results, capsys):
     (results / "benchmarks" / "rules" / "odd.tsv").write_text("name\tvalue\nx\t1\n")
     with pytest.raises(InputError, match="odd.tsv: not a Snakemake benchmark file"):
         read_benchmarks(results)
+
+
+def history(root, model: str, fold: int, text: str) -> None:
+    path = root / "models" / model / f"fold{fold}" / "history.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_training_table_sums_the_wait_per_model(results, capsys):
+    columns = "epoch\ttrain_loss\tseconds\tdata_seconds\tstep_seconds\n"
+    history(results, "ahnet_liver", 1, columns + "1\t0.9\t50\t4\t36\n2\t0.8\t50\t6\t34\n")
+    history(results, "ahnet_liver", 2, columns + "1\t0.9\t50\t10\t30\n")
+    history(results, "dynunet_multiclass", 1, columns + "1\t0.7\t20\t1\t9\n")
+    table = training_table(results).set_index("model")
+    assert list(table.index) == ["ahnet_liver", "dynunet_multiclass", "total"]
+    assert table.loc["ahnet_liver", ["folds", "epochs", "data_s", "step_s"]].tolist() == [2, 3, 20.0, 100.0]
+    assert table.loc["ahnet_liver", "wait_share"] == round(20 / 120, 3)
+    assert table.loc["total", ["folds", "epochs", "data_s", "step_s"]].tolist() == [3, 4, 21.0, 109.0]
+    assert table.loc["total", "wait_share"] == round(21 / 130, 3)
+    assert main(["stages", str(results)]) == 0
+    assert "| ahnet_liver | 2 | 3 | 20 | 100 | 0.167 |" in capsys.readouterr().out
+    assert (results / "benchmarks" / "training.md").is_file()
+
+
+def test_training_table_of_older_histories_and_foreign_files(results, tmp_path):
+    assert training_table(tmp_path / "nothing").empty  # nothing trained: no table, no error
+    history(results, "ahnet_tumor", 1, "epoch\ttrain_loss\tseconds\n1\t0.9\t50\n")  # before the columns
+    table = training_table(results).set_index("model")
+    assert table.loc["ahnet_tumor", "epochs"] == 1 and pd.isna(table.loc["ahnet_tumor", "wait_share"])
+    history(results, "ahnet_tumor", 2, "name\tvalue\nx\t1\n")
+    with pytest.raises(InputError, match="fold2/history.tsv: not a training history"):
+        training_table(results)

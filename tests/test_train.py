@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import signal
@@ -22,11 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchio as tio
 
 from liverseg.errors import ConfigError, InputError
 from liverseg.infer import predict_volume
 from liverseg.pretrain import load_encoder, pretrain_encoder
-from liverseg.train import load_model, train_model
+from liverseg.train import load_model, optimisation, run_steps, train_model
 
 from conftest import phantom, write_pair
 
@@ -94,9 +96,12 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 def test_outputs(reference, records):
     history = pd.read_csv(reference / "history.tsv", sep="\t")
     assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_dice_liver", "val_dice_tumor",
-                                     "val_dice_mean", "lr", "seconds", "is_best"]
+                                     "val_dice_mean", "lr", "seconds", "data_seconds", "step_seconds", "is_best"]
     assert history["epoch"].tolist() == [1, 2, 3]
     assert history[["train_loss", "val_loss"]].notna().all().all()
+    # the training steps' time, split into waiting for data and stepping, is part of the epoch's
+    assert (history["data_seconds"] > 0).all() and (history["step_seconds"] > 0).all()
+    assert (history["data_seconds"] + history["step_seconds"] < history["seconds"]).all()
     assert (reference / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     net, spec = load_model(reference / "model.pt")
@@ -110,6 +115,27 @@ def test_outputs(reference, records):
     image = np.asarray(torch.rand(40, 40, 12))
     probs = predict_volume(net, image, spec["patch_size"])
     assert probs.shape == (3, 40, 40, 12)
+
+
+def test_run_steps_times_the_wait_for_data_apart_from_the_steps():
+    """The wait share a GPU user reads in history.tsv: time in `next(batches)` is waiting,
+    time in the step (here a loss that takes 50 ms) is stepping, each counted once."""
+    net = torch.nn.Conv3d(1, 3, 1)
+    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, torch.device("cpu"))
+
+    def slow_loss(logits, targets):
+        time.sleep(0.05)
+        return criterion(logits, targets)
+
+    def slow_batches():
+        while True:
+            time.sleep(0.2)
+            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
+
+    times = run_steps(net, slow_batches(), 3, slow_loss, optimizer, scaler, torch.device("cpu"))
+    assert math.isfinite(times.loss)
+    assert times.data_seconds >= 0.6 and 0.15 <= times.step_seconds < 0.6
+    assert times.wait_share == pytest.approx(times.data_seconds / (times.data_seconds + times.step_seconds))
 
 
 def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):

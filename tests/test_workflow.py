@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from liverseg.stages import write_stages, write_training
+
 from conftest import make_atlas
 from workflow_helpers import CORES, TINY, copy_workflow, job_stats, planned_jobs, run_snakemake, snapshot
 
@@ -109,6 +111,25 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert len(pd.read_csv(results / f"metrics/heldout_{p}.tsv", sep="\t")) == len(heldout) * (1 + len(TINY_FOLDS))
     lesions = pd.read_csv(results / "lesions/multiclass.tsv", sep="\t", keep_default_na=False)
     assert set(lesions["status"]) <= {"TP", "FP"}
+
+
+def test_stages_and_training_wait_of_the_run(tiny_dag, tmp_path):
+    """`liverseg stages`' tables on a real run: every trained model's folds and epochs, the
+    training loops' time split between waiting for data and stepping."""
+    work, _ = tiny_dag
+    results = work / "results"
+    stages = write_stages(results, tmp_path / "stages").set_index("stage")
+    assert {"train", "predict", "evaluate", "total"} <= set(stages.index)
+    training = write_training(results, tmp_path / "training").set_index("model")
+    assert list(training.index) == sorted(MODELS) + ["total"]
+    assert (training.loc[list(MODELS), "folds"] == len(TINY_FOLDS)).all()
+    histories = {m: [pd.read_csv(results / f"models/{m}/fold{k}/history.tsv", sep="\t") for k in TINY_FOLDS]
+                 for m in MODELS}
+    for model, runs in histories.items():
+        assert training.loc[model, "epochs"] == sum(len(h) for h in runs)
+        assert training.loc[model, "data_s"] == pytest.approx(sum(h["data_seconds"].sum() for h in runs), abs=0.01)
+    assert ((training.wait_share > 0) & (training.wait_share < 1)).all()
+    assert (tmp_path / "training.md").read_text().startswith("| model | folds | epochs | data_s | step_s | wait_share |")
 
 
 # Table 2 by hand: the paper's rows and columns, the scales it prints values in.

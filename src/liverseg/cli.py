@@ -33,12 +33,15 @@ def _predict(args) -> None:
 
 
 def _stages(args) -> None:
-    from .stages import write_stages
+    from .stages import write_stages, write_training
     from .tables import to_markdown
 
-    table = write_stages(args.results_dir)
-    print(to_markdown(table), end="")
+    print(to_markdown(write_stages(args.results_dir)), end="")
     print(f"-> {args.results_dir}/benchmarks/stages.tsv, stages.md")
+    training = write_training(args.results_dir)
+    if not training.empty:
+        print("\n" + to_markdown(training), end="")
+        print(f"-> {args.results_dir}/benchmarks/training.tsv, training.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     stages = commands.add_parser(
-        "stages", help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md)"
+        "stages", help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md), "
+             "and the training loops' wait for data, from the models' history.tsv (benchmarks/training.tsv, .md)"
     )
     stages.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder")
     stages.set_defaults(run=_stages)

@@ -10,6 +10,11 @@ max_rss). The stage table sums per rule: jobs, wall time, CPU time, and the larg
 max_rss of any of its jobs. Wall times are summed over jobs, so with several cores a
 stage's total exceeds the time it took the workflow.
 
+The training table tells, per model, where the training loops' time went, from each
+fold's history.tsv: the seconds spent waiting for batches and the seconds spent in
+optimiser steps. Their ratio, the wait share, is the share of the time the GPU sat idle
+for want of patches, the figure that says whether the queue's workers keep up.
+
 This runs outside the DAG (`liverseg stages`): a final rule could not see its own
 benchmark, and would have to wait for every other job's file.
 """
@@ -25,6 +30,8 @@ from . import tables
 from .errors import InputError
 
 RULES_DIR = Path("benchmarks") / "rules"
+HISTORIES = "models/*/fold*/history.tsv"
+TRAINING_COLUMNS = ["model", "folds", "epochs", "data_s", "step_s", "wait_share"]
 JOB_COLUMNS = ["stage", "job", "wall_s", "cpu_s", "max_rss_mib"]
 NEEDED = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mib"}
 
@@ -36,10 +43,7 @@ def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
     root = Path(results_dir) / RULES_DIR
     rows = []
     for path in sorted(root.rglob("*.tsv")):
-        try:
-            runs = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read a Snakemake benchmark file ({exc})") from exc
+        runs = _read_tsv(path, "a Snakemake benchmark file", na_values=["NA", "-"])
         missing = sorted(set(NEEDED) - set(runs.columns))
         if missing or runs.empty:
             raise InputError(f"{path}: not a Snakemake benchmark file (no rows, or no column {missing})")
@@ -68,8 +72,57 @@ def write_stages(results_dir: str | os.PathLike = "results", out_stem: str | os.
     """The stage table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
     RESULTS_DIR/benchmarks/stages)."""
     table = stage_table(read_benchmarks(results_dir))
-    stem = Path(out_stem) if out_stem is not None else Path(results_dir) / "benchmarks" / "stages"
-    caption = ("Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall "
-               "time, largest max_rss of a job (MiB), from Snakemake's benchmark files")
-    tables.write_table(table, stem, formats=("tsv", "md"), caption=caption)
+    _write(table, out_stem or Path(results_dir) / "benchmarks" / "stages",
+           "Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall time, "
+           "largest max_rss of a job (MiB), from Snakemake's benchmark files")
     return table
+
+
+def training_table(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
+    """Per model (every RESULTS_DIR/models/<model>/fold<k>/history.tsv), then a `total`
+    row: folds, epochs, data_s (seconds waiting for batches), step_s (seconds in optimiser
+    steps) and wait_share = data_s / (data_s + step_s). NaN for the seconds of histories
+    written before liverseg recorded them. No rows where nothing was trained."""
+    rows = []
+    for path in sorted(Path(results_dir).glob(HISTORIES)):
+        history = _read_tsv(path, "a training history")
+        if "epoch" not in history.columns:
+            raise InputError(f"{path}: not a training history (no epoch column)")
+        seconds = {column: pd.to_numeric(history[column], errors="coerce").sum() if column in history.columns
+                   else float("nan") for column in ("data_seconds", "step_seconds")}
+        rows.append(dict(model=path.parent.parent.name, epochs=len(history), data_s=seconds["data_seconds"],
+                         step_s=seconds["step_seconds"]))
+    if not rows:
+        return pd.DataFrame(columns=TRAINING_COLUMNS)
+    runs = pd.DataFrame(rows)
+    models = runs.groupby("model").agg(folds=("model", "size"), epochs=("epochs", "sum"),
+                                       data_s=("data_s", lambda v: v.sum(min_count=len(v))),
+                                       step_s=("step_s", lambda v: v.sum(min_count=len(v))))
+    models.loc["total"] = [models.folds.sum(), models.epochs.sum(), models.data_s.sum(min_count=len(models)),
+                           models.step_s.sum(min_count=len(models))]
+    models["wait_share"] = models.data_s / (models.data_s + models.step_s)
+    models[["folds", "epochs"]] = models[["folds", "epochs"]].astype(int)
+    return models.round({"data_s": 2, "step_s": 2, "wait_share": 3}).reset_index()[TRAINING_COLUMNS]
+
+
+def write_training(results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None
+                   ) -> pd.DataFrame:
+    """The training table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
+    RESULTS_DIR/benchmarks/training) when anything was trained."""
+    table = training_table(results_dir)
+    if not table.empty:
+        _write(table, out_stem or Path(results_dir) / "benchmarks" / "training",
+               "Training loops per model: folds, epochs, seconds waiting for batches (data_s) and in optimiser "
+               "steps (step_s), and the share of the two spent waiting (wait_share)")
+    return table
+
+
+def _write(table: pd.DataFrame, stem: str | os.PathLike, caption: str) -> None:
+    tables.write_table(table, Path(stem), formats=("tsv", "md"), caption=caption)
+
+
+def _read_tsv(path: Path, what: str, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc})") from exc

@@ -194,7 +194,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                 epoch = state.epoch + 1
                 _seed_everything(_epoch_seed(int(seed), epoch))
                 start = time.perf_counter()
-                train_loss = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
+                steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
                 if cfg.batchnorm_recalibration:
                     volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
                         list(train_records), min(cfg.batchnorm_recalibration, len(train_records)))
@@ -207,17 +207,18 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                     state.best_state = _cpu_copy(net.state_dict())
                 else:
                     state.since_best += 1
-                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                row = {"epoch": epoch, "train_loss": steps.loss, "val_loss": val_loss,
                        **{f"val_dice_{name}": value for name, value in dice.items()},
                        "val_dice_mean": _nanmean(list(dice.values())),
                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
-                       "is_best": improved}
+                       "data_seconds": steps.data_seconds, "step_seconds": steps.step_seconds, "is_best": improved}
                 state.history.append(row)
                 state.epoch = epoch
                 if cfg.keep_checkpoint or not state.done(cfg):  # else the last one would be deleted at once
                     _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
-                _log(f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                     f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}")
+                _log(f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
+                     f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
+                     f"waited for data {steps.wait_share:.0%} of the training steps' time")
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
@@ -323,28 +324,54 @@ def optimiser_step(net, batch: Mapping, criterion, optimizer, scaler, device) ->
     return float(loss.detach())
 
 
-def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
-                 stop: threading.Event) -> float:
-    """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
-    batches = patch_batches(dataset, sampler, cfg)
+@dataclass(frozen=True)
+class StepTimes:
+    """An epoch's training steps: their mean loss, and where their time went."""
+
+    loss: float
+    data_seconds: float  # waiting for batches: queue fills, the main process's draws, collation
+    step_seconds: float  # forward, backward and the optimiser update
+
+    @property
+    def wait_share(self) -> float:
+        """The share of the training loop's time spent waiting for data (the GPU idles)."""
+        total = self.data_seconds + self.step_seconds
+        return self.data_seconds / total if total else float("nan")
+
+
+def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimizer, scaler, device, *,
+              stop: threading.Event | None = None, desc: str = "steps") -> StepTimes:
+    """`iterations` optimiser steps on batches popped from `batches`, the wait for each batch
+    timed apart from its step. A step ends when its loss reaches the host, so on a GPU its
+    kernels have run: the wait measured is time the GPU had nothing to do."""
+    stop = stop if stop is not None else threading.Event()
     net.train()
-    total = 0.0
-    progress = tqdm(range(cfg.iterations_per_epoch), desc=f"epoch {epoch}", file=sys.stderr, leave=False,
-                    dynamic_ncols=True, mininterval=1.0)
+    total = waited = stepped = 0.0
+    progress = tqdm(range(iterations), desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=1.0)
     for _ in progress:
+        start = time.perf_counter()
         try:
             batch = next(batches)
         except Exception:
             if stop.is_set():  # SIGTERM sent to the whole job also ends the queue's workers
                 raise TrainingInterrupted from None
             raise
+        popped = time.perf_counter()
         loss = optimiser_step(net, batch, criterion, optimizer, scaler, device)
+        waited, stepped = waited + popped - start, stepped + time.perf_counter() - popped
         total += loss
         progress.set_postfix(loss=f"{loss:.4f}")
         if stop.is_set():
             progress.close()
             raise TrainingInterrupted
-    return total / cfg.iterations_per_epoch
+    return StepTimes(total / iterations, waited, stepped)
+
+
+def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
+                 stop: threading.Event) -> StepTimes:
+    """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
+    return run_steps(net, patch_batches(dataset, sampler, cfg), cfg.iterations_per_epoch, criterion, optimizer,
+                     scaler, device, stop=stop, desc=f"epoch {epoch}")
 
 
 def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window: Mapping, device) -> None:
