@@ -10,8 +10,9 @@ with `--scale 1`) go through the training pipeline of config/demo.yaml's ahnet_m
 weights, the TorchIO queue and loader, the batch size; each popped batch then trains the
 model one step (AHNet forward, margin-based label-smoothing loss, backward, Adam; float16
 autocast and gradient scaling on a GPU) in `liverseg.train.run_steps`, the loop training
-runs, which sums the time waiting for each batch and the time of each step separately
-(one untimed step first).
+runs, which times the device's steps (CUDA events on a GPU, where the host makes the next
+batch while a step runs) apart from the rest of the loop, the wait for batches (one
+untimed step first).
 
 With `--workers 0` (the default on the CPU) the main process makes every patch, so the
 waiting time is the time one worker takes to make them: patches/s per worker, against

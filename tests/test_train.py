@@ -138,6 +138,37 @@ def test_run_steps_times_the_wait_for_data_apart_from_the_steps():
     assert times.wait_share == pytest.approx(times.data_seconds / (times.data_seconds + times.step_seconds))
 
 
+def test_run_steps_reads_each_loss_after_the_next_step_is_queued():
+    """What lets a GPU run a step while the host makes the next batch: the loop never
+    reads a step's loss (a device-to-host copy, which waits for the step) before the next
+    step is under way, and the epoch's loss is still the mean of every step's."""
+    steps_made, reads = [], []  # each step's loss value; (step read, steps made by then)
+
+    class WatchedLoss(torch.Tensor):
+        def __float__(self):
+            value = super().__float__()
+            reads.append((steps_made.index(value) + 1, len(steps_made)))
+            return value
+
+    net = torch.nn.Conv3d(1, 3, 1)
+    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, torch.device("cpu"))
+
+    def watched_criterion(logits, targets):
+        loss = criterion(logits, targets)
+        steps_made.append(loss.item())
+        return loss.as_subclass(WatchedLoss)
+
+    def batches():
+        while True:
+            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
+
+    times = run_steps(net, batches(), 4, watched_criterion, optimizer, scaler, torch.device("cpu"))
+    during = [(step, made) for step, made in reads if made < 4]
+    assert during and all(made > step for step, made in during), reads  # read once the next step was made
+    assert sorted({step for step, _ in reads}) == [1, 2, 3, 4]
+    assert math.isfinite(times.loss)
+
+
 def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):
     """One epoch, then the run continued to three (max_epochs may change on resume)."""
     train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(max_epochs=1))

@@ -310,8 +310,12 @@ def optimisation(net, learning_rate: float, loss: Mapping, device: torch.device
     return criterion, optimizer, scaler
 
 
-def optimiser_step(net, batch: Mapping, criterion, optimizer, scaler, device) -> float:
-    """One mixed-precision (on CUDA) optimiser step on a batch; returns its loss."""
+def optimiser_step(net, batch: Mapping, criterion, optimizer, scaler, device) -> torch.Tensor:
+    """One mixed-precision (on CUDA) optimiser step on a batch; returns its loss, detached.
+
+    Nothing here waits for the device: on a GPU this queues the step's kernels and returns
+    (fused Adam takes the gradient scaler's inf check as a tensor, so the scaler does not
+    read it back either), and the host prepares the next batch while the GPU computes."""
     images = batch["image"][tio.DATA].to(device)
     targets = batch["label"][tio.DATA].to(device).long()
     optimizer.zero_grad(set_to_none=True)
@@ -321,7 +325,7 @@ def optimiser_step(net, batch: Mapping, criterion, optimizer, scaler, device) ->
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
-    return float(loss.detach())
+    return loss.detach()
 
 
 @dataclass(frozen=True)
@@ -329,8 +333,8 @@ class StepTimes:
     """An epoch's training steps: their mean loss, and where their time went."""
 
     loss: float
-    data_seconds: float  # waiting for batches: queue fills, the main process's draws, collation
-    step_seconds: float  # forward, backward and the optimiser update
+    data_seconds: float  # the device idle for want of a batch: queue fills, the main process's draws, collation
+    step_seconds: float  # the device in steps: the batch's copy to it, forward, backward, the optimiser update
 
     @property
     def wait_share(self) -> float:
@@ -339,32 +343,67 @@ class StepTimes:
         return self.data_seconds / total if total else float("nan")
 
 
+class _StepClock:
+    """The seconds the device spends in steps. A CPU step runs while the host waits for
+    it, so the host's clock times it; a GPU step runs after the host has queued it, so
+    CUDA events on the stream time it, read once, at the end."""
+
+    def __init__(self, device: torch.device):
+        self._stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+        self._events: list = []
+        self._seconds = 0.0
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        if self._stream is None:
+            start = time.perf_counter()
+            yield
+            self._seconds += time.perf_counter() - start
+            return
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record(self._stream)
+        yield
+        end.record(self._stream)
+        self._events.append((begin, end))
+
+    def seconds(self) -> float:
+        if self._stream is not None:
+            self._stream.synchronize()
+            self._seconds = sum(begin.elapsed_time(end) for begin, end in self._events) / 1000
+        return self._seconds
+
+
 def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimizer, scaler, device, *,
               stop: threading.Event | None = None, desc: str = "steps") -> StepTimes:
-    """`iterations` optimiser steps on batches popped from `batches`, the wait for each batch
-    timed apart from its step. A step ends when its loss reaches the host, so on a GPU its
-    kernels have run: the wait measured is time the GPU had nothing to do."""
+    """`iterations` optimiser steps on batches popped from `batches`; the time the device
+    spent in steps, and the rest of the loop's time, spent waiting for batches.
+
+    A step's loss is read only after the next step is queued (the progress bar shows the
+    previous step's), so on a GPU the host makes the next batch while the current step
+    runs; the losses are summed at the end, in step order, in float64."""
     stop = stop if stop is not None else threading.Event()
     net.train()
-    total = waited = stepped = 0.0
+    clock = _StepClock(device)
+    losses: list[torch.Tensor] = []
     progress = tqdm(range(iterations), desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=1.0)
+    start = time.perf_counter()
     for _ in progress:
-        start = time.perf_counter()
         try:
             batch = next(batches)
         except Exception:
             if stop.is_set():  # SIGTERM sent to the whole job also ends the queue's workers
                 raise TrainingInterrupted from None
             raise
-        popped = time.perf_counter()
-        loss = optimiser_step(net, batch, criterion, optimizer, scaler, device)
-        waited, stepped = waited + popped - start, stepped + time.perf_counter() - popped
-        total += loss
-        progress.set_postfix(loss=f"{loss:.4f}")
+        with clock.step():
+            losses.append(optimiser_step(net, batch, criterion, optimizer, scaler, device))
+        if len(losses) > 1:
+            progress.set_postfix(loss=f"{float(losses[-2]):.4f}")
         if stop.is_set():
             progress.close()
             raise TrainingInterrupted
-    return StepTimes(total / iterations, waited, stepped)
+    total = sum(float(loss) for loss in losses)  # the last read waits for the last step
+    elapsed, stepped = time.perf_counter() - start, clock.seconds()
+    return StepTimes(total / iterations, max(elapsed - stepped, 0.0), stepped)
 
 
 def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
