@@ -209,20 +209,38 @@ def test_bad_input_is_reported(call, word):
 
 # --------------------------------------------------------------------------- reference
 
-def test_matches_the_plain_scipy_composition_on_random_volumes():
-    rng = np.random.default_rng(0)
-    for _ in range(25):
+def random_volumes(count: int, seed: int = 0):
+    """(seg, liver, tumour, spacing, dilation_mm, closing_mm) of random blobby volumes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
         shape = tuple(int(n) for n in rng.integers(10, 26, 3))
         spacing = (float(rng.uniform(0.5, 2.0)),) * 2 + (float(rng.uniform(1.0, 5.0)),)
         liver = ndimage.gaussian_filter(rng.standard_normal(shape), 1.5) > 0.05
         tumour = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0) > 0.12
         seg = liver.astype(np.uint8)
         seg[tumour] = 2
-        dilation, closing = float(rng.uniform(0, 8)), float(rng.uniform(0, 6))
+        yield seg, liver, tumour, spacing, float(rng.uniform(0, 8)), float(rng.uniform(0, 6))
+
+
+def test_matches_the_plain_scipy_composition_on_random_volumes():
+    for seg, liver, tumour, spacing, dilation, closing in random_volumes(25):
         got = postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing)
         assert np.array_equal(got, postprocess_scipy.multiclass(seg, spacing, dilation, closing))
         got = postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)
         assert np.array_equal(got, postprocess_scipy.dual_binary(liver, tumour, spacing, closing))
+
+
+def test_closing_never_makes_a_lesion_of_its_own():
+    """Every post-processed lesion holds a voxel the model called tumour: the closing's
+    gains, confined to the liver, stay with the lesion they smooth (a gain cut off from it
+    would be a lesion with a tumour probability near 0 in the uncertainty table)."""
+    from liverseg.postprocess import label_components
+
+    for seg, liver, tumour, spacing, dilation, closing in random_volumes(40, seed=1):
+        for out in (postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing),
+                    postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)):
+            labels, n = label_components(out == 2)
+            assert set(np.unique(labels[tumour & (out == 2)])) >= set(range(1, n + 1))
 
 
 def test_label_components_of_one_voxel_wide_masks_match_scipy():

@@ -18,8 +18,12 @@ Decisions the paper leaves open, and why:
 - Step 2's radius is at least the voxel diagonal, so a lesion touching the liver is
   never removed, even when `dilation_mm` is below the voxel size.
 - Step 3 is one closing of the whole tumour mask (nearby lesions may merge), and the
-  voxels it adds are kept only inside the whole liver: closing smooths tumours, it never
-  grows the liver nor recreates a tumour outside it.
+  voxels it adds are kept only inside the whole liver and only where they join a lesion:
+  closing smooths tumours, it never grows the liver, recreates a tumour outside it, nor
+  makes a lesion of its own. (Confined to the liver, the gains bridging a lesion outside
+  it to the liver, or two lesions across background, can be cut off from the lesion they
+  came from: 99 one- or two-voxel lesions of 16 792 in 20 demo subjects were such, each
+  with a tumour probability near 0, before `grown_from` dropped them.)
 - Radii are physical (mm); with the voxel spacing they make ellipsoidal structuring
   elements (`structuring_element`). Morphology by an ellipsoid equals thresholding a
   Euclidean distance transform in mm, which is what runs here (the `edt` package, on
@@ -75,9 +79,11 @@ def postprocess_multiclass(seg: np.ndarray, spacing, *, dilation_mm: float, clos
     reach = max(dilation_mm, float(np.linalg.norm(spacing)))
     out[tumour & ~near_liver_lesions(tumour, out == 1, spacing, reach)] = 0
 
-    # Step 3: closing of the remaining tumours, gains confined to the whole liver.
-    closed = close(out == 2, spacing, closing_mm)
-    out[closed & (out == 1)] = 2
+    # Step 3: closing of the remaining tumours, gains confined to the whole liver and to
+    # the lesions they smooth.
+    lesions = out == 2
+    closed = close(lesions, spacing, closing_mm) & (lesions | (out == 1))
+    out[grown_from(closed, lesions) & (out == 1)] = 2
     return out
 
 
@@ -88,7 +94,7 @@ def postprocess_dual_binary(liver: np.ndarray, tumor: np.ndarray, spacing, *, cl
     closing_mm = _check_radius(closing_mm, "closing_mm")
     liver = fill_holes(largest_component(liver))  # step 1
     tumor = tumor & liver  # step 2
-    tumor = close(tumor, spacing, closing_mm) & liver  # step 3, inside the liver only
+    tumor = grown_from(close(tumor, spacing, closing_mm) & liver, tumor)  # step 3, inside the liver only
     return aggregate_dual_binary(liver, tumor)
 
 
@@ -115,6 +121,20 @@ def label_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> tupl
     # (e.g. 1x1x3, [1, 0, 1]) under 26-connectivity; its uint8 path labels them right.
     return cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
                                      connectivity=connectivity, return_N=True)
+
+
+def grown_from(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The connected components of `mask` that hold a voxel of `seeds`."""
+    box = bounding_box(mask)
+    out = np.zeros(mask.shape, bool)
+    if box is None:
+        return out
+    labels, n = label_components(mask[box])
+    keep = np.zeros(n + 1, bool)
+    keep[labels[seeds[box]]] = True
+    keep[0] = False
+    out[box] = keep[labels]
+    return out
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

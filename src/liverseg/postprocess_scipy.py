@@ -25,6 +25,11 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(sizes))
 
 
+def grown_from(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    lab, _ = ndimage.label(mask, STRUCTURE_26)
+    return np.isin(lab, np.unique(lab[seeds & mask])) & (lab > 0)
+
+
 def closing(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
     """Closing by `se` as on an unbounded grid: scipy's zero border would erode the edges."""
     pad = [(h // 2 + 1,) * 2 for h in se.shape]
@@ -43,15 +48,17 @@ def multiclass(seg: np.ndarray, spacing, dilation_mm: float, closing_mm: float) 
     for k in range(1, n + 1):
         if not (ndimage.binary_dilation(lesions == k, se) & (out == 1)).any():
             out[lesions == k] = 0
-    closed = closing(out == 2, structuring_element(closing_mm, spacing))
-    out[closed & (out == 1)] = 2
+    lesions = out == 2
+    closed = closing(lesions, structuring_element(closing_mm, spacing)) & (lesions | (out == 1))
+    out[grown_from(closed, lesions) & (out == 1)] = 2
     return out
 
 
 def dual_binary(liver: np.ndarray, tumor: np.ndarray, spacing, closing_mm: float) -> np.ndarray:
     """postprocess.postprocess_dual_binary, step by step with scipy.ndimage."""
     liver = ndimage.binary_fill_holes(largest_component(liver))
-    tumor = closing(tumor & liver, structuring_element(closing_mm, spacing)) & liver
+    tumor = tumor & liver
+    tumor = grown_from(closing(tumor, structuring_element(closing_mm, spacing)) & liver, tumor)
     out = liver.astype(np.uint8)
     out[tumor] = 2
     return out
