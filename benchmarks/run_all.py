@@ -15,7 +15,9 @@ The workflow itself: with `--demo`, the whole demo DAG (`snakemake --cores 2 --c
 config/demo.yaml`) runs in a temporary copy of the workflow (tens of minutes on 2 cores)
 and its wall time is a row; without it, the benchmark files of an earlier run under
 results/benchmarks/rules, if any, are summed into a row. Either way the per-stage table
-is written next to the summary (stages.tsv, stages.md).
+is written next to the summary (stages.tsv, stages.md), and the training table
+(training.tsv, training.md), whose share of the training loops' time spent waiting for
+data is a row.
 
 Writes OUT_DIR/summary.tsv, summary.md and summary.png (the ratios, log scale), and each
 benchmark's own TSV. Exits 1 when any comparison's outputs disagree.
@@ -51,19 +53,27 @@ def run_demo(out_dir: Path) -> list[dict]:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/demo.yaml"],
                        cwd=tmp, check=True)
-        seconds = time.perf_counter() - start
-        table = stages.write_stages(Path(tmp) / "results", out_dir / "stages")
-    return [summary_row("workflow", f"the demo DAG on 2 cores, {table.jobs.iloc[-1]} jobs (wall time)", seconds,
-                        None, "", None, "s")]
+        return workflow_rows(Path(tmp) / "results", out_dir, time.perf_counter() - start)
 
 
 def earlier_run(results: Path, out_dir: Path) -> list[dict]:
     """The jobs of an earlier workflow run, from its benchmark files (none: no row)."""
-    if not (results / stages.RULES_DIR).is_dir():
-        return []
+    return workflow_rows(results, out_dir) if (results / stages.RULES_DIR).is_dir() else []
+
+
+def workflow_rows(results: Path, out_dir: Path, wall_s: float | None = None) -> list[dict]:
+    """A run's wall time (without `wall_s`, its jobs' summed) and its training loops' share
+    of time waiting for data; its stage and training tables written to OUT_DIR."""
     total = stages.write_stages(results, out_dir / "stages").iloc[-1]
-    return [summary_row("workflow", f"{total.jobs} jobs of {results} (wall time summed over jobs)", total.wall_s,
-                        None, "", None, "s")]
+    what = (f"{total.jobs} jobs of {results} (wall time summed over jobs)" if wall_s is None
+            else f"the demo DAG on 2 cores, {total.jobs} jobs (wall time)")
+    rows = [summary_row("workflow", what, total.wall_s if wall_s is None else wall_s, None, "", None, "s")]
+    training = stages.write_training(results, out_dir / "training")
+    if not training.empty and math.isfinite(training.wait_share.iloc[-1]):
+        rows.append(summary_row("training data wait", f"share of its {training.folds.iloc[-1]} training runs' "
+                                "loop time spent waiting for data", training.wait_share.iloc[-1], None, "", None,
+                                "fraction"))
+    return rows
 
 
 def display(summary: pd.DataFrame) -> pd.DataFrame:
