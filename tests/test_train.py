@@ -169,6 +169,25 @@ def test_run_steps_reads_each_loss_after_the_next_step_is_queued():
     assert math.isfinite(times.loss)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_run_steps_on_a_gpu_times_the_idle_device_by_events():
+    """On a GPU the steps are timed by CUDA events: the host's 0.2 s waits for each batch
+    are time the device sat idle, its steps on a tiny network a small part of the loop."""
+    device = torch.device("cuda")
+    net = torch.nn.Conv3d(1, 3, 1).to(device)
+    before = net.weight.detach().clone()
+    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, device)
+
+    def slow_batches():
+        while True:
+            time.sleep(0.2)
+            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
+
+    times = run_steps(net, slow_batches(), 3, criterion, optimizer, scaler, device)
+    assert math.isfinite(times.loss) and not torch.equal(net.weight.detach(), before)
+    assert times.data_seconds >= 0.6 and 0 < times.step_seconds < times.data_seconds
+
+
 def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):
     """One epoch, then the run continued to three (max_epochs may change on resume)."""
     train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(max_epochs=1))

@@ -218,7 +218,7 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                     _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
                 _log(f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
                      f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
-                     f"waited for data {steps.wait_share:.0%} of the training steps' time")
+                     f"waited for data {steps.wait_share:.0%} of the training loop's time")
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
@@ -401,9 +401,9 @@ def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimize
         if stop.is_set():
             progress.close()
             raise TrainingInterrupted
-    total = sum(float(loss) for loss in losses)  # the last read waits for the last step
-    elapsed, stepped = time.perf_counter() - start, clock.seconds()
-    return StepTimes(total / iterations, max(elapsed - stepped, 0.0), stepped)
+    stepped = clock.seconds()  # on a GPU this waits for the last step's update, so the loop's time includes it
+    elapsed = time.perf_counter() - start
+    return StepTimes(sum(float(loss) for loss in losses) / iterations, max(elapsed - stepped, 0.0), stepped)
 
 
 def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
