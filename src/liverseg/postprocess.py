@@ -130,11 +130,16 @@ def grown_from(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     if box is None:
         return out
     labels, n = label_components(mask[box])
-    keep = np.zeros(n + 1, bool)
-    keep[labels[seeds[box]]] = True
-    keep[0] = False
-    out[box] = keep[labels]
+    out[box] = _components_of(labels, n, labels[seeds[box]])
     return out
+
+
+def _components_of(labels: np.ndarray, n: int, held: np.ndarray) -> np.ndarray:
+    """The mask of the components among `labels` (1..n, 0 background) named in `held`."""
+    keep = np.zeros(n + 1, bool)
+    keep[held] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -192,10 +197,7 @@ def near_liver_lesions(tumour: np.ndarray, liver: np.ndarray, spacing, reach_mm:
     box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n_)) for s, m, n_ in zip(near, margin, tumour.shape))
     dist = edt.edt(np.ascontiguousarray(~liver[box]), anisotropy=spacing, black_border=False)
     inside = lambda outer: tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(near, outer))  # noqa: E731
-    keep = np.zeros(n + 1, bool)
-    keep[lesions[inside(t_box)][dist[inside(box)] <= reach_mm * (1 + _TOL)]] = True
-    keep[0] = False
-    out[t_box] = keep[lesions]
+    out[t_box] = _components_of(lesions, n, lesions[inside(t_box)][dist[inside(box)] <= reach_mm * (1 + _TOL)])
     return out
 
 
