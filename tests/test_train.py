@@ -117,22 +117,29 @@ def test_outputs(reference, records):
     assert probs.shape == (3, 40, 40, 12)
 
 
+def tiny_training(device: torch.device = torch.device("cpu")) -> tuple:
+    """A one-layer network and liverseg's loss, optimiser and gradient scaler for it."""
+    net = torch.nn.Conv3d(1, 3, 1).to(device)
+    return (net, *optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, device))
+
+
+def tiny_batches(delay_s: float = 0.0):
+    """Endless batches of two 8x8x4 patches, each made in `delay_s` seconds."""
+    while True:
+        time.sleep(delay_s)
+        yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
+
+
 def test_run_steps_times_the_wait_for_data_apart_from_the_steps():
     """The wait share a GPU user reads in history.tsv: time in `next(batches)` is waiting,
     time in the step (here a loss that takes 50 ms) is stepping, each counted once."""
-    net = torch.nn.Conv3d(1, 3, 1)
-    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, torch.device("cpu"))
+    net, criterion, optimizer, scaler = tiny_training()
 
     def slow_loss(logits, targets):
         time.sleep(0.05)
         return criterion(logits, targets)
 
-    def slow_batches():
-        while True:
-            time.sleep(0.2)
-            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
-
-    times = run_steps(net, slow_batches(), 3, slow_loss, optimizer, scaler, torch.device("cpu"))
+    times = run_steps(net, tiny_batches(0.2), 3, slow_loss, optimizer, scaler, torch.device("cpu"))
     assert math.isfinite(times.loss)
     assert times.data_seconds >= 0.6 and 0.15 <= times.step_seconds < 0.6
     assert times.wait_share == pytest.approx(times.data_seconds / (times.data_seconds + times.step_seconds))
@@ -150,19 +157,14 @@ def test_run_steps_reads_each_loss_after_the_next_step_is_queued():
             reads.append((steps_made.index(value) + 1, len(steps_made)))
             return value
 
-    net = torch.nn.Conv3d(1, 3, 1)
-    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, torch.device("cpu"))
+    net, criterion, optimizer, scaler = tiny_training()
 
     def watched_criterion(logits, targets):
         loss = criterion(logits, targets)
         steps_made.append(loss.item())
         return loss.as_subclass(WatchedLoss)
 
-    def batches():
-        while True:
-            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
-
-    times = run_steps(net, batches(), 4, watched_criterion, optimizer, scaler, torch.device("cpu"))
+    times = run_steps(net, tiny_batches(), 4, watched_criterion, optimizer, scaler, torch.device("cpu"))
     during = [(step, made) for step, made in reads if made < 4]
     assert during and all(made > step for step, made in during), reads  # read once the next step was made
     assert sorted({step for step, _ in reads}) == [1, 2, 3, 4]
@@ -174,16 +176,9 @@ def test_run_steps_on_a_gpu_times_the_idle_device_by_events():
     """On a GPU the steps are timed by CUDA events: the host's 0.2 s waits for each batch
     are time the device sat idle, its steps on a tiny network a small part of the loop."""
     device = torch.device("cuda")
-    net = torch.nn.Conv3d(1, 3, 1).to(device)
+    net, criterion, optimizer, scaler = tiny_training(device)
     before = net.weight.detach().clone()
-    criterion, optimizer, scaler = optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, device)
-
-    def slow_batches():
-        while True:
-            time.sleep(0.2)
-            yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
-
-    times = run_steps(net, slow_batches(), 3, criterion, optimizer, scaler, device)
+    times = run_steps(net, tiny_batches(0.2), 3, criterion, optimizer, scaler, device)
     assert math.isfinite(times.loss) and not torch.equal(net.weight.detach(), before)
     assert times.data_seconds >= 0.6 and 0 < times.step_seconds < times.data_seconds
 
