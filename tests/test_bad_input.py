@@ -166,6 +166,23 @@ CONFIG_ERRORS = {
         {"models": {"ahnet_tumor": {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 48]}}},
         ["liverseg: config error: models.ahnet_tumor.patch_size [64, 64, 48]", "AHNet rule"],
     ),
+    # DynUNet's rule at the start, not in the training job after the data preparation
+    "dynunet_patch_size": (
+        {"models": {"dynunet_multiclass": {"network": "dynunet", "task": "multiclass", "patch_size": [64, 64, 36]}}},
+        ["liverseg: config error: models.dynunet_multiclass.patch_size [64, 64, 36]: axis 2 (36)", "DynUNet"],
+    ),
+    "number_read_as_text": (
+        {"training": {"learning_rate": "1e-3"}},
+        ["liverseg: config error: training.learning_rate: '1e-3' is not of type 'number'", "write 1.0e-3"],
+    ),
+    "nan": (
+        {"training": {"learning_rate": float("nan")}},
+        ["liverseg: config error: training.learning_rate: nan is not a finite number"],
+    ),
+    "infinite": (
+        {"loss": {"margin": float("inf")}},
+        ["liverseg: config error: loss.margin: inf is not a finite number"],
+    ),
 }
 
 

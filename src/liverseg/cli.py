@@ -11,8 +11,9 @@ from .errors import InputError
 def _synth(args) -> None:
     from .synthetic import write_cohort
 
-    write_cohort(args.out_dir, subjects=args.subjects, heldout=args.heldout, seed=args.seed, scale=args.scale)
-    print(f"synthetic cohort written to {args.out_dir} (train/, test/imagesTs, test_labels/)")
+    write_cohort(args.out_dir, subjects=args.subjects, heldout=args.heldout, seed=args.seed, scale=args.scale,
+                 overwrite=args.overwrite)
+    print(f"synthetic cohort written to {args.out_dir} (train/{', test/imagesTs/, test_labels/' if args.heldout else ''})")
 
 
 def _evaluate(args) -> None:
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--heldout", type=int, default=10, help="held-out images outside the cross-validation")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--scale", type=float, default=1.0, help="grid coarsening factor (1 = ATLAS-like voxels)")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace a cohort written to out_dir before (removing what the new one does not rewrite)")
     synth.set_defaults(run=_synth)
 
     evaluate = commands.add_parser("evaluate", help="the challenge's metrics for a folder of predictions")
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--sw-batch-size", type=int, default=2)
     predict.add_argument("--dilation-mm", type=float, default=5.0, help="post-processing step 2 radius (default 5)")
     predict.add_argument("--closing-mm", type=float, default=3.0, help="post-processing step 3 radius (default 3)")
-    predict.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     predict.set_defaults(run=_predict)
 
     stages = commands.add_parser(
@@ -88,12 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's error (bad input, a file system refusing a write, Ctrl-C)
+    ends in one line on stderr, only an unexpected error in a traceback."""
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except InputError as exc:
+    except (InputError, OSError) as exc:  # OSError: e.g. a disk that filled up, a folder made read-only meanwhile
         print(f"liverseg: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("liverseg: interrupted; each file written so far is complete (files are written whole or not at all)",
+              file=sys.stderr)
+        return 130
     return 0
 
 

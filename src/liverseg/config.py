@@ -3,14 +3,17 @@
 First the JSON schema (workflow/schemas/config.schema.yaml), the source of truth for
 keys, types and defaults: its defaults are filled in, and the first violation becomes one
 line naming the key, instead of jsonschema's dump of the schema. Then what a schema
-cannot express, e.g. a patch size that AHNet's architecture cannot take.
+cannot express: a patch size that AHNet's or DynUNet's architecture cannot take, NaN or
+infinite numbers.
 
 Torch-free (patch_rules, not nets): Snakemake imports this module at every start.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -18,13 +21,14 @@ from jsonschema import ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from .errors import ConfigError
-from .patch_rules import check_ahnet_patch_size
+from .patch_rules import check_ahnet_patch_size, check_dynunet_patch_size
 
 
 def check_config(config: dict, schema_path: str | os.PathLike) -> None:
     """Validate `config` in place (see validate_config), then check it beyond the schema.
     Raises ConfigError: '<key path>: <problem>'."""
     validate_config(config, schema_path)
+    _check_finite(config, [])
     dataset = config["dataset"]
     if dataset["source"] == "atlas" and not Path(dataset["root"]).is_dir():
         raise ConfigError(
@@ -39,6 +43,21 @@ def check_config(config: dict, schema_path: str | os.PathLike) -> None:
             continue
         if model["network"] == "ahnet":
             check_ahnet_patch_size(size, psp, key=f"models.{name}.patch_size")
+        elif model["network"] == "dynunet":
+            check_dynunet_patch_size(size, key=f"models.{name}.patch_size")
+
+
+def _check_finite(value, path: list) -> None:
+    """ConfigError naming the key of a NaN or infinite number (YAML's .nan, .inf), which
+    the schema's bounds let through: every comparison with NaN is false."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, path + [key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, path + [index])
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_key_path(path)}: {value} is not a finite number")
 
 
 def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
@@ -77,7 +96,23 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "required":
         missing = [key for key in error.validator_value if key not in error.instance]
         return f"{_key_path(path + missing[:1])}: required key missing"
-    return f"{_key_path(path)}: {error.message}"
+    return f"{_key_path(path)}: {error.message}{_number_hint(error)}"
+
+
+def _number_hint(error: ValidationError) -> str:
+    """A hint for a number YAML read as text: YAML 1.1 (PyYAML, Snakemake) takes 1e-3 for a
+    string, a float needing a dot (1.0e-3); a quoted number is text too."""
+    text = error.instance
+    if error.validator != "type" or not isinstance(text, str):
+        return ""
+    try:
+        float(text)
+    except ValueError:
+        return ""
+    exponent = re.fullmatch(r"\s*([+-]?\d+)([eE][+-]?\d+)\s*", text)
+    if exponent:
+        return f" (YAML reads {text} as text: write {exponent[1]}.0{exponent[2]})"
+    return " (a number in quotes is text to YAML: write it without quotes)"
 
 
 def _key_path(parts: list) -> str:

@@ -13,39 +13,46 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .errors import InputError
-from .io import load_nifti, save_in_reference_space, spacing_of, write_table
+from .devices import torch_device
+from .errors import InputError, raise_problems
+from .io import load_image, save_in_reference_space, spacing_of, write_table
+from .paths import check_output_folder, is_hidden_below, real, refuse_overwriting, visible_files
 from .segment import average, segment
 
 _IMAGE = re.compile(r"^(.+?)(_0000)?\.nii(\.gz)?$")
 
 
 def model_files(paths) -> list[Path]:
-    """model.pt files named directly or found under the given folders."""
+    """model.pt files named directly or found under the given folders (hidden ones left
+    out), each once: a model named twice would weigh twice in the average."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(sorted(path.rglob("model.pt")))
+            found.extend(sorted(p for p in path.rglob("model.pt") if not is_hidden_below(p, path)))
         elif path.is_file():
             found.append(path)
         else:
             raise InputError(f"{path}: model file or folder not found")
     if not found:
         raise InputError(f"no model.pt under {', '.join(map(str, paths))}")
-    return found
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(real(path), path)
+    return list(unique.values())
 
 
 def image_files(path) -> list[Path]:
     path = Path(path)
     if path.is_file():
+        if not _IMAGE.match(path.name):
+            raise InputError(f"{path}: not a NIfTI image name (*.nii.gz or *.nii)")
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: image file or folder not found")
-    images = sorted((p for p in path.iterdir() if _IMAGE.match(p.name)), key=_natural)
+    images = sorted((p for p in visible_files(path) if _IMAGE.match(p.name)), key=_natural)
     if not images:
         raise InputError(f"{path}: no .nii.gz images")
     return images
@@ -81,16 +88,27 @@ def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference
     from .infer import predict_volume
     from .lesions import lesion_table
 
-    pipeline, roles = load_ensemble(model_paths, device=device)
+    # Everything that can fail on the user's input fails here, before the first output.
+    device = torch_device(device)
     out_dir = Path(out_dir)
     ensemble_dir = out_dir / "ensemble" if single_folds else out_dir
+    images, models = image_files(images), model_files(model_paths)
+    check_output_folder(out_dir)
+    folders = [ensemble_dir] + [out_dir / m.parent.name for m in models if single_folds]
+    refuse_overwriting([f / p.name for f in folders for p in images] + [ensemble_dir / "lesions.tsv"], images + models)
+    pipeline, roles = load_ensemble(models, device=device)
+    problems = []
+    for path in tqdm(images, desc="check images", unit="image"):
+        try:
+            load_image(path)
+        except InputError as exc:
+            problems.append(str(exc))
+    raise_problems(problems, "cannot segment")
+
     groups = sorted(set.intersection(*({g for g, _, _ in members} for members in roles.values())))
     rows = []
-    for path in tqdm(image_files(images), desc=f"ensemble ({pipeline})", unit="image"):
-        img = load_nifti(path)
-        image = img.get_fdata(dtype=np.float32)
-        if image.ndim != 3 or not np.isfinite(image).all():
-            raise InputError(f"{path}: expected a 3D image with finite intensities")
+    for path in tqdm(images, desc=f"ensemble ({pipeline})", unit="image"):
+        img, image = load_image(path)
         spacing = spacing_of(img)
         maps = {role: [(g, predict_volume(m, image, s["patch_size"], device=device, **inference)) for g, m, s in members]
                 for role, members in roles.items()}

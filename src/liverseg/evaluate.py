@@ -1,11 +1,13 @@
 """Evaluate predicted segmentations against ground truth: one metrics row per subject.
 
 Pairing follows the challenge: ground truth `lbN.nii.gz` pairs with the prediction
-`imN.nii.gz`; a prediction with the ground truth's own file name pairs too. Everything
-that can be checked from the headers (partners, 3D shapes, voxel spacings after canonical
-reorientation) is checked for every pair before any voxel is read; the workers then
-check the labels while computing. Any problem stops the evaluation with one InputError
-listing every offending file, and no output is written.
+`imN.nii.gz`; a prediction with the ground truth's own file name pairs too; hidden files
+(macOS's `._lb1.nii.gz`) are no images. Everything that can be checked from the headers
+(partners, 3D shapes, voxel spacings, and the grid's place in world space: every voxel
+centre within GRID_TOLERANCE_MM, after canonical reorientation) is checked for every pair
+before any voxel is read; the workers then check the labels while computing. Any problem
+stops the evaluation with one InputError listing every offending file, and no output is
+written.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .errors import InputError
-from .io import load_nifti, spacing_of, write_table
+from .errors import InputError, raise_problems
+from .io import check_grid, load_nifti, spacing_of, write_table
+from .paths import check_output_file, real, refuse_overwriting, visible_files
 from .metrics import METRIC_KEYS, check_tolerance, subject_metrics
 
 SUFFIXES = (".nii.gz", ".nii")
 SPACING_ATOL_MM = 1e-3  # header spacings are float32; a resampled volume differs by far more
+# Prediction and ground truth must put every voxel within this distance of the same world
+# position. float32 headers rewritten by other tools move the grid by hundredths of a mm;
+# a tenth of a mm is under a sixth of ATLAS's finest voxel (0.68 mm).
+GRID_TOLERANCE_MM = 0.1
 
 Pair = tuple[str, Path, Path]  # (subject, ground truth, prediction)
 
@@ -38,8 +45,21 @@ def evaluate_folders(
     tolerance_mm: float = 5.0,
     jobs: int | None = None,
 ) -> pd.DataFrame:
-    """Evaluate every prediction in `pred_dir` against `gt_dir`; write and return the table."""
-    frame = evaluate_pairs(pair_folders(pred_dir, gt_dir), tolerance_mm=tolerance_mm, jobs=jobs)
+    """Evaluate every prediction in `pred_dir` against `gt_dir`; write and return the table.
+
+    Refused before any metric is computed: the same folder as both, an output that is a
+    folder, cannot be written, or would land on an input or be read as one next time.
+    """
+    check_output_file(out_tsv)
+    if real(pred_dir) == real(gt_dir):
+        raise InputError(f"{pred_dir}: the same folder as the ground truth {gt_dir}; "
+                         "every label would be scored against itself")
+    pairs = pair_folders(pred_dir, gt_dir)
+    refuse_overwriting([out_tsv], [path for _, gt, pred in pairs for path in (gt, pred)])
+    if Path(out_tsv).name.endswith(SUFFIXES) and real(out_tsv).parent in (real(pred_dir), real(gt_dir)):
+        raise InputError(f"{out_tsv}: a NIfTI name in an input folder; the table would be read as an image "
+                         "next time: choose another output")
+    frame = evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs)
     write_table(out_tsv, frame)
     return frame
 
@@ -64,7 +84,7 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list
             used.add(found[0])
             pairs.append((found[0], gt_path, preds[found[0]]))
     problems += [f"{path}: no ground truth for this prediction in {gt_dir}" for s, path in preds.items() if s not in used]
-    _raise_if(problems, "cannot pair predictions with ground truth")
+    raise_problems(problems, "cannot pair predictions with ground truth")
     return sorted(pairs, key=lambda p: _natural_key(p[0]))
 
 
@@ -78,8 +98,8 @@ def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | Non
     if not pairs:
         raise InputError("no subjects to evaluate")
     duplicates = sorted(s for s, count in Counter(s for s, _, _ in pairs).items() if count > 1)
-    _raise_if([f"subject {s} appears more than once" for s in duplicates], "cannot evaluate")
-    _raise_if([problem for pair in pairs if (problem := _header_problem(*pair[1:]))], "cannot evaluate")
+    raise_problems([f"subject {s} appears more than once" for s in duplicates], "cannot evaluate")
+    raise_problems([problem for pair in pairs if (problem := _header_problem(*pair[1:]))], "cannot evaluate")
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(pairs)))
     results: dict[str, dict | str] = {}
@@ -95,7 +115,7 @@ def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | Non
                 results[futures[future]] = future.result()
                 progress.update()
     progress.close()
-    _raise_if([r for r in results.values() if isinstance(r, str)], "cannot evaluate")
+    raise_problems([r for r in results.values() if isinstance(r, str)], "cannot evaluate")
     rows = [{"subject": s, **results[s]} for s, _, _ in pairs]
     return pd.DataFrame(rows, columns=["subject", *METRIC_KEYS])
 
@@ -124,10 +144,13 @@ def _labels(img: nib.Nifti1Image, path: Path) -> np.ndarray:
 
 
 def _header_problem(gt_path: Path, pred_path: Path) -> str | None:
-    """Shape or spacing mismatch (in canonical orientation) or an unreadable header."""
+    """The first of: the same file twice, an unreadable header, or a shape, spacing or
+    grid (world position) mismatch in canonical orientation."""
+    if real(gt_path) == real(pred_path):
+        return f"{pred_path}: the ground truth file itself; it would be scored against itself"
     try:
-        gt_shape, gt_spacing = _canonical_geometry(gt_path)
-        pred_shape, pred_spacing = _canonical_geometry(pred_path)
+        gt_shape, gt_spacing, gt_affine = _canonical_geometry(gt_path)
+        pred_shape, pred_spacing, pred_affine = _canonical_geometry(pred_path)
     except InputError as exc:
         return str(exc)
     if gt_shape != pred_shape:
@@ -137,23 +160,39 @@ def _header_problem(gt_path: Path, pred_path: Path) -> str | None:
             f"{pred_path}: spacing {tuple(round(s, 4) for s in pred_spacing)} mm differs from the ground truth "
             f"{gt_path}: {tuple(round(s, 4) for s in gt_spacing)} mm"
         )
+    offset = _grid_offset_mm(gt_affine, pred_affine, gt_shape)
+    if offset > GRID_TOLERANCE_MM:
+        return (f"{pred_path}: not on the grid of the ground truth {gt_path}: voxels up to {offset:.3g} mm apart "
+                f"in world space (tolerance {GRID_TOLERANCE_MM} mm; shifted, rotated or flipped?)")
     return None
 
 
-def _canonical_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Shape and spacing of the image as load_nifti will return it, from the header alone."""
+def _grid_offset_mm(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
+    """The largest distance (mm) between a voxel centre's positions under affines a and b.
+
+    The difference of two affine maps is affine, so its largest norm over the grid is at
+    one of the grid's eight corners.
+    """
+    corners = np.array([[i * (n - 1) for i, n in zip(bits, shape)] + [1] for bits in np.ndindex(2, 2, 2)], float)
+    return float(np.linalg.norm(corners @ (a - b)[:3].T, axis=1).max())
+
+
+def _canonical_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...], np.ndarray]:
+    """Shape, spacing and affine of the image as load_nifti will return it, from the header alone."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
         img = nib.load(str(path))
-        shape, zooms = img.shape, img.header.get_zooms()
-        axes = nib.orientations.io_orientation(img.affine)[:, 0].astype(int)
+        shape, zooms, affine = img.shape, img.header.get_zooms(), img.affine
+        ornt = nib.orientations.io_orientation(affine)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if len(shape) != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
-    order = np.argsort(axes)  # canonical axis k comes from input axis order[k]
-    return tuple(int(shape[i]) for i in order), tuple(float(zooms[i]) for i in order)
+    check_grid(img, path)
+    order = np.argsort(ornt[:, 0].astype(int))  # canonical axis k comes from input axis order[k]
+    canonical = affine @ nib.orientations.inv_ornt_aff(ornt, shape)  # as nibabel's as_reoriented
+    return tuple(int(shape[i]) for i in order), tuple(float(zooms[i]) for i in order), canonical
 
 
 def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
@@ -161,9 +200,9 @@ def _nifti_files(folder: Path, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: {what} folder not found")
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    for path in visible_files(folder):  # macOS's ._lb1.nii.gz is no label
         suffix = next((s for s in SUFFIXES if path.name.endswith(s)), None)
-        if suffix is None or not path.is_file():
+        if suffix is None:
             continue
         stem = path.name[: -len(suffix)]
         if stem in files:
@@ -182,8 +221,3 @@ def _challenge_partner(gt_stem: str) -> str:
 
 def _natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
-
-
-def _raise_if(problems: list[str], what: str) -> None:
-    if problems:
-        raise InputError(f"{what}:\n  " + "\n  ".join(problems))

@@ -76,6 +76,30 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
     return img
 
 
+def load_image(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """An image to segment, as load_nifti gives it, and its intensities (float32).
+
+    Raises InputError naming the file and the check that failed: readable, 3D, a voxel
+    grid (finite, invertible affine), finite intensities.
+    """
+    img = load_nifti(path)
+    if img.ndim != 3 or min(img.shape) < 1:
+        raise InputError(f"{path}: not a 3D volume (shape {img.shape})")
+    check_grid(img, path)
+    data = img.get_fdata(dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise InputError(f"{path}: {bad} voxel(s) with a NaN or infinite intensity")
+    return img, data
+
+
+def check_grid(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
+    """InputError naming `path` unless its affine places voxels in space: finite, invertible."""
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(f"{path}: no valid voxel grid (affine not finite or not invertible)")
+
+
 def c_ordered(volume: np.ndarray) -> np.ndarray:
     """`volume` (H, W, D) as a C-ordered array, whatever its layout (itself if it is one).
 

@@ -46,11 +46,15 @@ def pretrain_job(cohort_tsv, folds_json, fold: int, out_path, *, ahnet: dict, pr
 def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: str, out_dir, *, config: dict,
               encoder_path=None, threads: int | None = None) -> None:
     """One training job: model `model_name` on fold `fold`."""
+    from .nets import check_patch_size
     from .train import train_model
 
     split = fold_records(cohort_tsv, folds_json, fold)
     model = dict(config["models"][model_name])
     model["patch_size"] = resolve_patch_size(model, json.loads(Path(patch_sizes_json).read_text()))
+    # Here the size is known even when "auto", and the error can name the model's config key.
+    check_patch_size(model["network"], model["patch_size"], config["ahnet"], median_spacing(split["train"]),
+                     f"models.{model_name}")
     train_model(
         split["train"],
         split["validation"],

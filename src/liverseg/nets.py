@@ -24,10 +24,10 @@ from torch import nn
 
 from .errors import ConfigError, InputError
 from .layers import use_window_layers
-from .patch_rules import check_ahnet_patch_size, check_psp_block_num, int_triple, is_positive_int, positive_ints
+from .patch_rules import (DYNUNET_MIN_SIZE, check_ahnet_patch_size, check_psp_block_num, int_triple, is_positive_int,
+                          positive_ints)
 
 RESNET_INPLANES = (64, 128, 256, 512)  # torchvision ResNet-50 widths (x4 after each bottleneck)
-DYNUNET_MIN_SIZE = 8  # nnU-Net: stop halving an axis once its feature map is below 8
 DYNUNET_MAX_FILTERS = 320  # nnU-Net's cap on the number of feature maps in 3D
 
 
@@ -61,7 +61,7 @@ def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num
 
 
 def dynunet_plan(
-    spacing: Sequence[float], patch_size: Sequence[int], key: str = "models.<name>.patch_size"
+    spacing: Sequence[float], patch_size: Sequence[int], key: str = "patch_size"
 ) -> tuple[list[list[int]], list[list[int]]]:
     """nnU-Net's anisotropic plan: (kernel sizes, strides) per DynUNet stage.
 
@@ -126,7 +126,7 @@ def dynunet(
     spacing: Sequence[float],
     patch_size: Sequence[int],
     filters: int | Sequence[int] | None = None,
-    key: str = "models.<name>.patch_size",
+    key: str = "patch_size",
 ) -> DynUNet:
     """A 3D DynUNet planned from `spacing` and `patch_size` (see dynunet_plan).
 
@@ -156,7 +156,7 @@ def build_network(
     ahnet_cfg: Mapping | None,
     dynunet_cfg: Mapping | None,
     median_spacing: Sequence[float] | None,
-    key: str = "models.<name>",
+    key: str = "model",
 ) -> nn.Module:
     """The network a model entry of the config names; training and inference both use it.
 
@@ -165,18 +165,26 @@ def build_network(
     the cohort's median spacing, which DynUNet is planned for (the images are not
     resampled). The patch size is checked against the network's rule first.
     """
-    patch_key = f"{key}.patch_size"
+    check_patch_size(network, patch_size, ahnet_cfg, median_spacing, key)
     if network == "ahnet":
         cfg = dict(ahnet_cfg or {})
-        psp = cfg.get("psp_block_num", 4)
-        check_ahnet_patch_size(patch_size, psp, patch_key)
-        return ahnet(out_channels, cfg.get("layers", (3, 4, 6, 3)), psp)
-    if network == "dynunet":
+        return ahnet(out_channels, cfg.get("layers", (3, 4, 6, 3)), cfg.get("psp_block_num", 4))
+    return dynunet(out_channels, median_spacing, patch_size, dict(dynunet_cfg or {}).get("filters"), f"{key}.patch_size")
+
+
+def check_patch_size(network: str, patch_size: Sequence[int], ahnet_cfg: Mapping | None,
+                     median_spacing: Sequence[float] | None, key: str = "model") -> None:
+    """ConfigError naming `key` (the model's config entry) unless `network` can take
+    `patch_size`: AHNet's rule, or DynUNet's plan for `median_spacing`."""
+    patch_key = f"{key}.patch_size"
+    if network == "ahnet":
+        check_ahnet_patch_size(patch_size, dict(ahnet_cfg or {}).get("psp_block_num", 4), patch_key)
+    elif network == "dynunet":
         if median_spacing is None:
             raise ConfigError(f"{key}: DynUNet needs the cohort's median spacing to plan its kernels and strides")
-        cfg = dict(dynunet_cfg or {})
-        return dynunet(out_channels, median_spacing, patch_size, cfg.get("filters"), patch_key)
-    raise ConfigError(f"{key}.network {network!r}: expected 'ahnet' or 'dynunet'")
+        dynunet_plan(median_spacing, patch_size, patch_key)
+    else:
+        raise ConfigError(f"{key}.network {network!r}: expected 'ahnet' or 'dynunet'")
 
 
 # --------------------------------------------------------- 2D encoder and transfer

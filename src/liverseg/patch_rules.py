@@ -1,4 +1,4 @@
-"""AHNet's patch-size rules and the integer checks they use, without torch.
+"""AHNet's and DynUNet's patch-size rules and the integer checks they use, without torch.
 
 They are checked when the workflow reads its config (config.check_config) and used by
 the bounding-box analysis (boxes) to recommend sizes, so this module must stay free of
@@ -15,6 +15,7 @@ from .errors import ConfigError
 
 AHNET_SLICE_MULTIPLE = 32  # five halvings of the slice axis in AHNet's encoder
 AHNET_MIN_LARGEST_SIDE = 64  # the deepest feature map must hold more than one voxel
+DYNUNET_MIN_SIZE = 8  # nnU-Net: stop halving an axis once its feature map is below 8
 
 
 def ahnet_inplane_multiple(psp_block_num: int) -> int:
@@ -60,9 +61,7 @@ def check_psp_block_num(psp_block_num, key: str) -> int:
     return int(psp_block_num)
 
 
-def check_ahnet_patch_size(
-    patch_size: Sequence[int], psp_block_num: int, key: str = "models.<name>.patch_size"
-) -> None:
+def check_ahnet_patch_size(patch_size: Sequence[int], psp_block_num: int, key: str = "patch_size") -> None:
     """Raise ConfigError naming `key` when AHNet cannot take `patch_size` (H, W, slices).
 
     The rules (transpose upsampling, verified on MONAI 1.6.1): H and W multiples of
@@ -86,3 +85,38 @@ def check_ahnet_patch_size(
         )
     if max(size) < AHNET_MIN_LARGEST_SIDE:
         raise ConfigError(f"{shown}: at least one side must be >= {AHNET_MIN_LARGEST_SIDE} (AHNet rule)")
+
+
+def dynunet_max_halvings(n: int) -> int:
+    """How often DynUNet's plan can halve an axis of `n` voxels: while its feature map is
+    >= DYNUNET_MIN_SIZE. It does so when the axis is the finest by far (the plan halves
+    only axes within a factor 2 of the finest spacing), so any spacing needs no more."""
+    halvings = 0
+    while n / 2**halvings >= DYNUNET_MIN_SIZE:
+        halvings += 1
+    return halvings
+
+
+def check_dynunet_patch_size(patch_size: Sequence[int], key: str = "patch_size") -> None:
+    """Raise ConfigError naming `key` unless DynUNet can take `patch_size` whatever the spacing.
+
+    The plan (nets.dynunet_plan) follows the median spacing of each fold's training set,
+    unknown when the workflow starts and different from fold to fold; a patch whose every
+    axis is a multiple of 2**dynunet_max_halvings fits every plan, one that is not fails
+    for some spacing. The exact plan is checked again when a model is built.
+    """
+    size = int_triple(patch_size, key)
+    for axis, n in enumerate(size):
+        factor = 2 ** dynunet_max_halvings(n)
+        if n % factor:
+            raise ConfigError(
+                f"{key} {list(size)}: axis {axis} ({n}) must be a multiple of {factor}: DynUNet may halve it "
+                f"{factor.bit_length() - 1} times, depending on the cohort's spacing "
+                f"(e.g. {_multiples_near(n, factor)})"
+            )
+
+
+def _multiples_near(n: int, factor: int) -> str:
+    """The nearest valid sizes below and above `n`, for the message."""
+    below, above = n // factor * factor, (n // factor + 1) * factor
+    return f"{below} or {above}" if below >= DYNUNET_MIN_SIZE else f"{above}"

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import save_nifti, write_json
+from .paths import check_fresh_folder, remove_all_but
 from .postprocess import bounding_box
 
 # ATLAS 2023 phase strings ("unkown" is misspelled in the data) and their counts over 60.
@@ -123,7 +124,8 @@ def assign_phases(n: int, rng: np.random.Generator) -> list[str]:
 
 
 def write_cohort(
-    out_dir: str | os.PathLike, subjects: int = 60, heldout: int = 10, seed: int = 0, scale: float = 1.0
+    out_dir: str | os.PathLike, subjects: int = 60, heldout: int = 10, seed: int = 0, scale: float = 1.0,
+    overwrite: bool = False,
 ) -> None:
     """Write a synthetic cohort in the ATLAS layout under `out_dir`.
 
@@ -131,17 +133,24 @@ def write_cohort(
     and `dataset.json`; held-out subjects im{subjects}..im{subjects+heldout-1} go to
     `test/imagesTs/` (with `test/patient_info_test.json`) and their labels to
     `test_labels/`, outside every training folder. Same arguments, same bytes.
+
+    `out_dir` must be absent or empty; with `overwrite`, it may hold an earlier cohort
+    (nothing but train/, test/, test_labels/), and whatever of it the new cohort does not
+    rewrite is removed at the end, so no stale subject outlives its patient_info entry.
     """
     _check_arguments(subjects, heldout, seed, scale)
     out = Path(out_dir)
+    check_fresh_folder(out, overwrite, COHORT_LAYOUT)
+    written: list[Path] = []
     cohort_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     train_phases = assign_phases(subjects, cohort_rng)
     test_phases = assign_phases(heldout, cohort_rng) if heldout else []
 
     def write(index: int, phase: str, image_dir: Path, label_dir: Path) -> dict:
         subject = make_subject(seed, index, phase, scale)
-        save_nifti(image_dir / f"im{index}.nii.gz", subject.image, subject.affine)
-        save_nifti(label_dir / f"lb{index}.nii.gz", subject.label, subject.affine)
+        written.extend((image_dir / f"im{index}.nii.gz", label_dir / f"lb{index}.nii.gz"))
+        save_nifti(written[-2], subject.image, subject.affine)
+        save_nifti(written[-1], subject.label, subject.affine)
         return subject.info
 
     train_info = {
@@ -167,6 +176,11 @@ def write_cohort(
             for i, phase in enumerate(test_phases, start=subjects)
         }
         write_json(out / "test" / "patient_info_test.json", test_info)
+        written.append(out / "test" / "patient_info_test.json")
+    remove_all_but(out, written + [out / "train" / "patient_info_train.json", out / "train" / "dataset.json"])
+
+
+COHORT_LAYOUT = ("train", "test", "test_labels")  # write_cohort's top-level entries
 
 
 def _check_arguments(subjects, heldout, seed, scale) -> None:

@@ -46,7 +46,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import augment
+from .checksums import DIGEST_KEY, model_digest, verify_model_digest
 from .config import out_channels
+from .devices import torch_device
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
 from .io import atomic_path, write_table
@@ -239,7 +241,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
     payload = _torch_load(path, "model")
     if payload.get("format") != MODEL_FORMAT or "state_dict" not in payload or "spec" not in payload:
         raise InputError(f"{path}: not a liverseg model file (format {payload.get('format')!r})")
-    device = torch.device(device) if device is not None else _default_device()
+    verify_model_digest(payload, path)
+    device = torch_device(device)
     spec = dict(payload["spec"])
     net = _build_network(spec, encoder_path=None)
     try:
@@ -550,9 +553,9 @@ def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> _
 
 
 def _write_model(path: Path, spec: dict, state: _State) -> None:
-    payload = {"format": MODEL_FORMAT, "state_dict": state.best_state,
-               "spec": {**spec, "best_epoch": state.best_epoch, "best_val_loss": state.best_loss,
-                        "epochs": state.epoch}}
+    spec = {**spec, "best_epoch": state.best_epoch, "best_val_loss": state.best_loss, "epochs": state.epoch}
+    payload = {"format": MODEL_FORMAT, "state_dict": state.best_state, "spec": spec,
+               DIGEST_KEY: model_digest(state.best_state, spec)}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
