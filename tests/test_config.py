@@ -104,3 +104,56 @@ def test_workflow_start_imports_no_torch():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.splitlines()[-1]) == [], f"imported by {modules}"
+
+
+def check_error_of(config: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, SCHEMA)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("1e-3", "(YAML reads 1e-3 as text: write 1.0e-3)"),
+    ("2E+4", "(YAML reads 2E+4 as text: write 2.0E+4)"),
+    ("0.5", "(a number in quotes is text to YAML: write it without quotes)"),
+])
+def test_a_number_read_as_text_gets_a_hint(config, text, hint):
+    config["training"]["learning_rate"] = text
+    assert error_of(config) == f"training.learning_rate: '{text}' is not of type 'number' {hint}"
+
+
+def test_yaml_really_reads_1e_3_as_text():
+    assert yaml.safe_load("learning_rate: 1e-3") == {"learning_rate": "1e-3"}
+    assert yaml.safe_load("learning_rate: 1.0e-3") == {"learning_rate": 0.001}
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("training", "learning_rate", float("nan")),
+    ("loss", "margin", float("inf")),
+    ("augmentation", "flip", float("-inf")),  # the schema's bounds catch this one first
+])
+def test_nan_and_infinite_numbers_are_refused(config, section, key, value):
+    config[section][key] = value
+    message = check_error_of(config)
+    assert message.startswith(f"{section}.{key}: {value} "), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("size, axis, factor", [([64, 64, 36], 2, 8), ([100, 64, 32], 0, 16), ([64, 18, 32], 1, 4)])
+def test_dynunet_patch_size_is_checked_at_start_with_the_real_key(config, size, axis, factor):
+    config["models"]["dynunet_multiclass"]["patch_size"] = size
+    message = check_error_of(config)
+    assert message.startswith(f"models.dynunet_multiclass.patch_size {size}: axis {axis} ({size[axis]}) must be a "
+                              f"multiple of {factor}"), message
+    assert "<name>" not in message
+
+
+@pytest.mark.parametrize("size", [[64, 64, 32], [256, 256, 64], [24, 40, 20], [160, 96, 48]])
+def test_dynunet_start_check_passes_sizes_every_plan_takes(config, size):
+    """The start check is the plan's rule for the worst spacing: what it passes, every plan takes."""
+    from liverseg.nets import dynunet_plan
+
+    config["models"]["dynunet_multiclass"]["patch_size"] = size
+    check_config(config, SCHEMA)
+    for spacing in ([1, 1, 1], [0.7, 0.7, 4.0], [3.0, 0.7, 0.7], [1, 5, 1], [0.01, 9, 9]):
+        dynunet_plan(spacing, size)

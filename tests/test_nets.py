@@ -237,3 +237,15 @@ def test_missing_imagenet_weights_say_how_to_get_them(tmp_path, monkeypatch):
         load_imagenet_resnet50(None)
     with pytest.raises(ConfigError, match=r"nothere\.pth: file not found"):
         load_imagenet_resnet50(tmp_path / "nothere.pth")
+
+
+def test_check_patch_size_names_the_models_config_key():
+    """What the training job checks before training: the real key, never a placeholder."""
+    from liverseg.nets import check_patch_size
+
+    with pytest.raises(ConfigError, match=r"^models\.dyn\.patch_size \[256, 256, 60\]: axis 2"):
+        check_patch_size("dynunet", (256, 256, 60), None, (0.8, 0.8, 3.0), "models.dyn")
+    with pytest.raises(ConfigError, match=r"^models\.ah\.patch_size \[64, 64, 48\]"):
+        check_patch_size("ahnet", (64, 64, 48), {"psp_block_num": 1}, None, "models.ah")
+    with pytest.raises(ConfigError, match=r"^patch_size \[256, 256, 60\]"):
+        dynunet_plan((0.8, 0.8, 3.0), (256, 256, 60))

@@ -184,12 +184,12 @@ def _canonical_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...],
     try:
         img = nib.load(str(path))
         shape, zooms, affine = img.shape, img.header.get_zooms(), img.affine
-        ornt = nib.orientations.io_orientation(affine)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if len(shape) != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
     check_grid(img, path)
+    ornt = nib.orientations.io_orientation(affine)
     order = np.argsort(ornt[:, 0].astype(int))  # canonical axis k comes from input axis order[k]
     canonical = affine @ nib.orientations.inv_ornt_aff(ornt, shape)  # as nibabel's as_reoriented
     return tuple(int(shape[i]) for i in order), tuple(float(zooms[i]) for i in order), canonical

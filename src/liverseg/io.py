@@ -67,13 +67,20 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        img = nib.as_closest_canonical(img)
-        img.get_fdata(dtype=np.float32)  # force decoding: catches truncated gzip streams
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
+    img = _read(path, nib.load, str(path))
+    check_grid(img, path)  # reorienting an image without a grid fails with nibabel's words
+    img = _read(path, nib.as_closest_canonical, img)
+    _read(path, img.get_fdata, dtype=np.float32)  # force decoding: catches truncated gzip streams
     return img
+
+
+def _read(path: Path, step, *args, **kwargs):
+    """`step(*args, **kwargs)`; any error (nibabel raises many types for corrupt files)
+    as InputError naming `path`."""
+    try:
+        return step(*args, **kwargs)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
 
 
 def load_image(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
@@ -85,7 +92,6 @@ def load_image(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
     img = load_nifti(path)
     if img.ndim != 3 or min(img.shape) < 1:
         raise InputError(f"{path}: not a 3D volume (shape {img.shape})")
-    check_grid(img, path)
     data = img.get_fdata(dtype=np.float32)
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
