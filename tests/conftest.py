@@ -29,15 +29,17 @@ def phantom(shape=(40, 40, 12), seed=0):
     return image, label
 
 
-def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number") -> Path:
-    """A valid cohort in the official layout; returns the root folder."""
+def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number", phases: list[str] | None = None) -> Path:
+    """A valid cohort in the official layout; returns the root folder. `phases`: the
+    contrast_phase strings of the subjects in order (default: ATLAS_PHASES repeated)."""
     info = {}
+    phases = phases or [ATLAS_PHASES[i % len(ATLAS_PHASES)] for i in range(n_subjects)]
     for i in range(n_subjects):
         image, label = phantom(seed=i)
         affine = np.diag([0.8 + 0.02 * i, 0.8 + 0.02 * i, 3.0, 1.0])
         write_pair(root, i, image, label, affine)
         key = str(i) if key_style == "number" else f"im{i}"
-        info[key] = {"contrast_phase": ATLAS_PHASES[i % len(ATLAS_PHASES)], "machine": "test", "sequence": "VIBE"}
+        info[key] = {"contrast_phase": phases[i], "machine": "test", "sequence": "VIBE"}
     (root / "patient_info_train.json").write_text(json.dumps(info))
     return root
 
