@@ -39,21 +39,42 @@ def test_lint_reports_nothing(tmp_path):
     assert run.returncode == 0 and "Lints for" not in run.output, run.tail()
 
 
-def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path):
+# ahnet.encoder -> (the encoder file of an AHNet training job of fold k, the rule that makes it, its jobs)
+ENCODER_FILES = {
+    "imagenet": ("resources/imagenet/resnet50-0676ba61.pth", "imagenet_weights", 1),
+    "slices": ("results/models/encoder/fold{k}/encoder.pt", "pretrain_encoder", 5),
+    "none": (None, None, 0),
+}
+
+
+@pytest.mark.parametrize("encoder", ENCODER_FILES)
+def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path, encoder):
+    """config/config.yaml (the ImageNet encoder) and its alternatives: the weights rule
+    planned once and every AHNet training job waiting for its encoder; only "none" has
+    AHNet jobs without one."""
     work = copy_workflow(tmp_path / "work")
     root = make_atlas(tmp_path / "train", n_subjects=16)
+    overrides = [] if encoder == "imagenet" else [f"ahnet={{encoder: {encoder}}}"]
     run = run_snakemake(work, "-n", "--configfile", "config/config.yaml",
-                        "--config", f"dataset={{source: atlas, root: '{root}'}}")
+                        "--config", f"dataset={{source: atlas, root: '{root}'}}", *overrides)
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
-    assert stats["train"] == 20 and stats["pretrain_encoder"] == 5 and stats["predict"] == 4, stats
+    assert stats["train"] == 20 and stats["predict"] == 4, stats
+    path, rule, count = ENCODER_FILES[encoder]
+    for other, (_, other_rule, _) in ENCODER_FILES.items():
+        if other_rule:
+            assert stats.get(other_rule, 0) == (count if other == encoder else 0), stats
     jobs = planned_jobs(run.output)
     assert sum(stats.values()) == len(jobs)
     train = [j for j in jobs if j["rule"] == "train"]
     assert {(j["wildcards"]["model"], j["wildcards"]["fold"]) for j in train} == {
         (m, str(f)) for m in MODELS for f in range(1, 6)}
+    for job in train:
+        k, ahnet = job["wildcards"]["fold"], job["wildcards"]["model"].startswith("ahnet")
+        expected = path.format(k=k) if path and ahnet else None
+        assert [p for p in job["input"] if "imagenet" in p or "encoder" in p] == ([expected] if expected else []), job
     for job in jobs:  # the GPU jobs ask for one GPU; nothing else asks for one
-        expected = "1" if job["rule"] in ("train", "pretrain_encoder", "predict") else None
+        expected = "1" if job["rule"] in ("train", "pretrain_encoder", "predict") else None  # not imagenet_weights
         assert job["resources"].get("gpu") == expected, job
     assert not (work / "results").exists()  # a dry run writes nothing
 
