@@ -97,7 +97,7 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     tables = [f"table1_folds.{x}" for x in ("tsv", "md")] + [f"table2_metrics.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores") for x in ("tsv", "md")]
-    figures = ["fig1_spacing.png", "fig3_boxes.png", "fig4_uncertainty.png", "fig5_cases.png"]
+    figures = ["fig1_spacing.png", "fig2_pipelines.png", "fig3_boxes.png", "fig4_uncertainty.png", "fig5_cases.png"]
     figures += [f"fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
     expected = [f"tables/{t}" for t in tables] + [f"figures/{f}" for f in figures]
     expected += ["cohort/cohort.tsv", "cohort/folds.json", "analysis/boxes.tsv", "analysis/patch_sizes.json"]
@@ -219,7 +219,8 @@ def test_report_gathers_tables_and_figures(tiny_dag):
     entries = json.loads(match.group(1))
     expected = ["tables/table1_folds.md", "tables/table2_metrics.md", "tables/table3_tests.md",
                 "tables/lesion_uncertainty.md", "tables/heldout_scores.md",
-                "figures/fig1_spacing.png", "figures/fig3_boxes.png", "figures/fig4_uncertainty.png",
+                "figures/fig1_spacing.png", "figures/fig2_pipelines.png", "figures/fig3_boxes.png",
+                "figures/fig4_uncertainty.png",
                 "figures/fig5_cases.png"]
     expected += [f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
     expected += [f"models/{m}/fold{k}/curves.png" for m in MODELS for k in TINY_FOLDS]

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from liverseg.imagenet import CACHE as IMAGENET_WEIGHTS
-from liverseg.segment import PIPELINES, STAGES, pipelines_for
+from liverseg.segment import FIGURE2_PIPELINES, PIPELINES, STAGES, pipelines_for
 
 RESULTS = "results"
 FOLDS = list(range(1, config["folds"]["n_folds"] + 1))
@@ -91,6 +91,8 @@ def final_outputs():
         f"{RESULTS}/analysis/patch_sizes.json",
     ]
     outputs += expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/curves.png", model=MODELS, fold=FOLDS)
+    if set(PIPELINE_NAMES) & set(FIGURE2_PIPELINES):
+        outputs.append(f"{RESULTS}/figures/fig2_pipelines.png")
     if PIPELINE_NAMES:
         outputs += [f"{RESULTS}/tables/table2_metrics.md", f"{RESULTS}/tables/lesion_uncertainty.md"]
         outputs += expand(f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"],
