@@ -29,15 +29,17 @@ def phantom(shape=(40, 40, 12), seed=0):
     return image, label
 
 
-def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number") -> Path:
-    """A valid cohort in the official layout; returns the root folder."""
+def make_atlas(root: Path, n_subjects: int = 16, key_style: str = "number", phases: list[str] | None = None) -> Path:
+    """A valid cohort in the official layout; returns the root folder. `phases`: the
+    contrast_phase strings of the subjects in order (default: ATLAS_PHASES repeated)."""
     info = {}
+    phases = phases or [ATLAS_PHASES[i % len(ATLAS_PHASES)] for i in range(n_subjects)]
     for i in range(n_subjects):
         image, label = phantom(seed=i)
         affine = np.diag([0.8 + 0.02 * i, 0.8 + 0.02 * i, 3.0, 1.0])
         write_pair(root, i, image, label, affine)
         key = str(i) if key_style == "number" else f"im{i}"
-        info[key] = {"contrast_phase": ATLAS_PHASES[i % len(ATLAS_PHASES)], "machine": "test", "sequence": "VIBE"}
+        info[key] = {"contrast_phase": phases[i], "machine": "test", "sequence": "VIBE"}
     (root / "patient_info_train.json").write_text(json.dumps(info))
     return root
 
@@ -60,3 +62,57 @@ def tiny_dag(tmp_path_factory):
     run = run_snakemake(work, "--cores", str(CORES), "--configfile", TINY, timeout=3600)
     assert run.returncode == 0, run.tail()
     return work, run
+
+
+# --- the ImageNet weights in torchvision's format (test_nets, test_imagenet, test_train) ---
+
+
+def torchvision_resnet50_state() -> dict:
+    """A state dict with torchvision's ResNet-50 names and shapes, written out independently."""
+    import torch
+
+    state = {"conv1.weight": torch.randn(64, 3, 7, 7)}
+
+    def bn(prefix, n):
+        for name, value in (("weight", torch.rand(n)), ("bias", torch.randn(n)), ("running_mean", torch.randn(n)),
+                            ("running_var", torch.rand(n)), ("num_batches_tracked", torch.tensor(7))):
+            state[f"{prefix}.{name}"] = value
+
+    bn("bn1", 64)
+    inplanes = 64
+    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
+        for b in range(blocks):
+            p = f"layer{i}.{b}"
+            state[f"{p}.conv1.weight"] = torch.randn(planes, inplanes, 1, 1)
+            bn(f"{p}.bn1", planes)
+            state[f"{p}.conv2.weight"] = torch.randn(planes, planes, 3, 3)
+            bn(f"{p}.bn2", planes)
+            state[f"{p}.conv3.weight"] = torch.randn(planes * 4, planes, 1, 1)
+            bn(f"{p}.bn3", planes * 4)
+            if b == 0:
+                state[f"{p}.downsample.0.weight"] = torch.randn(planes * 4, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes * 4)
+            inplanes = planes * 4
+    state["fc.weight"] = torch.randn(1000, 2048)
+    state["fc.bias"] = torch.randn(1000)
+    return state
+
+
+@pytest.fixture
+def torchvision_weights(tmp_path, monkeypatch):
+    """(path, state): a torchvision-format ResNet-50 file made here, named as torchvision
+    names its files, its SHA-256 prefix made the one liverseg expects (the real file's
+    cannot be made without the real file)."""
+    import torch
+
+    from liverseg import imagenet
+
+    state = torchvision_resnet50_state()
+    staged = tmp_path / "staged.pth"
+    torch.save(state, staged)
+    prefix = imagenet.sha256_of(staged)[:8]
+    path = tmp_path / "weights" / f"resnet50-{prefix}.pth"
+    path.parent.mkdir()
+    staged.rename(path)
+    monkeypatch.setattr(imagenet, "SHA256_PREFIX", prefix)
+    return path, state

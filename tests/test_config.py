@@ -80,6 +80,22 @@ def test_ahnet_patch_size_rule_is_checked(config):
         check_config(config, SCHEMA)
 
 
+def test_imagenet_encoder_needs_a_resnet50_and_an_existing_configured_copy(config, tmp_path):
+    """Both stop the workflow at its start, before any job; a missing copy names both ways
+    to the weights."""
+    assert config["ahnet"]["encoder"] == "imagenet"  # config.yaml's default: the paper's encoder
+    config["ahnet"]["layers"] = [1, 1, 1, 1]
+    with pytest.raises(ConfigError, match=r"ahnet\.layers \[1, 1, 1, 1\]: ahnet\.encoder 'imagenet' is torchvision's ResNet-50"):
+        check_config(config, SCHEMA)
+    config["ahnet"]["encoder"] = "slices"
+    check_config(config, SCHEMA)
+    config["ahnet"].update(encoder="imagenet", layers=[3, 4, 6, 3], imagenet_weights=str(tmp_path / "resnet50.pth"))
+    with pytest.raises(ConfigError, match=r"ahnet\.imagenet_weights .*resnet50\.pth: file not found\. Get them one of two ways"):
+        check_config(config, SCHEMA)
+    (tmp_path / "resnet50.pth").write_bytes(b"checked by the rule that copies it")
+    check_config(config, SCHEMA)
+
+
 def workflow_imports() -> list[str]:
     """The liverseg modules the Snakefile and its rule files import."""
     sources = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]

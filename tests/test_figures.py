@@ -41,3 +41,33 @@ def test_figures_4_and_5_are_written_with_and_without_lesions(tmp_path, empty):
         assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.std() > 0  # a drawn image, not a blank one
     if not empty:
         assert sorted(table["status"]) == ["FP", "TP"]
+
+
+def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
+    """Figure 2 is drawn from the config: each pipeline's models with their patch sizes
+    (an "auto" one resolved from the analysis) and encoder, its step 2, the radii; only
+    the paper's two pipelines, only when configured."""
+    import json
+
+    from liverseg.figures import draw_pipelines_figure
+    from liverseg.segment import describe_pipeline
+
+    models = {"ahnet_multiclass": {"network": "ahnet", "task": "multiclass", "patch_size": [256, 256, 64]},
+              "ahnet_liver": {"network": "ahnet", "task": "liver", "patch_size": [256, 256, 64]},
+              "ahnet_tumor": {"network": "ahnet", "task": "tumor", "patch_size": "auto"},
+              "dynunet_multiclass": {"network": "dynunet", "task": "multiclass", "patch_size": [64, 64, 32]}}
+    sizes = {"ahnet_multiclass": [256, 256, 64], "ahnet_liver": [256, 256, 64], "ahnet_tumor": [96, 96, 32]}
+    multi = describe_pipeline("multiclass", models, sizes, encoder="imagenet", dilation_mm=5, closing_mm=3)
+    dual = describe_pipeline("dual_binary", models, sizes, encoder="slices", dilation_mm=5, closing_mm=3)
+    assert multi.models == ["ahnet_multiclass\nAHNet, 3 classes\n256×256×64 patches\nImageNet encoder"]
+    assert [m.splitlines()[0] for m in dual.models] == ["ahnet_liver", "ahnet_tumor"]
+    assert "96×96×32 patches" in dual.models[1] and "2.5D-pretrained encoder" in dual.models[1]
+    assert "within 5 mm" in multi.postprocess[1] and dual.postprocess[1] == "2. tumour AND liver"
+    assert all("(3 mm)" in p.postprocess[2] for p in (multi, dual))
+
+    (tmp_path / "patch_sizes.json").write_text(json.dumps({"recommended": {"tumor": [96, 96, 32]}}))
+    rules = {"train": "train", "predict": "predict", "segment": "segment"}
+    draw_pipelines_figure(tmp_path / "patch_sizes.json", tmp_path / "fig2.png", models=models, encoder="imagenet",
+                          postprocess={"dilation_mm": 5, "closing_mm": 3}, rules=rules)
+    pixels = mpimg.imread(tmp_path / "fig2.png")
+    assert pixels.shape[1] > pixels.shape[0] > 500  # two rows of boxes, wide

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
 import pytest
 
+from liverseg.errors import ConfigError, InputError
 from liverseg.folds import fold_of_subject, make_folds
 
 ATLAS_COUNTS = {"A": 33, "P": 10, "D": 8, "U": 7, "NC": 2}
@@ -71,3 +73,72 @@ def test_too_few_subjects():
 
     with pytest.raises(InputError, match="too few"):
         make_folds(atlas_phases({"A": 10}), n_folds=5)
+
+
+# ------------------------------------------------------------- the paper's Table 1
+
+# Table 1 as printed in the paper (reference/paper.md §2.1): fold, then A D NC P U of
+# the training, validation and test splits.
+PAPER_TABLE1_TEXT = """
+1	23	6	1	5	5	3	0	1	3	1	7	2	0	2	1
+2	24	6	1	4	5	2	1	0	4	1	7	1	1	2	1
+3	24	5	1	4	6	2	1	1	4	0	7	2	0	2	1
+4	25	5	1	5	4	2	1	1	3	1	6	2	0	2	2
+5	24	6	0	6	4	3	1	1	2	1	6	1	1	2	2
+"""
+# ATLAS's phase strings (misspellings included) in their counts over the 60 subjects.
+ATLAS_STRINGS = (["arterial"] * 33 + ["portal"] * 10 + ["delayed"] * 8 + ["unkown"] * 7
+                 + ["no contrast agent"] * 2)
+
+
+def test_paper_scheme_regenerates_table1_cell_for_cell(tmp_path):
+    """An ATLAS-layout cohort with ATLAS's phase counts (shuffled over the subjects):
+    the folds stage writes the paper's Table 1, every cell."""
+    import random
+
+    from liverseg.cohort import write_cohort
+    from liverseg.folds import write_folds
+
+    from conftest import make_atlas
+
+    strings = list(ATLAS_STRINGS)
+    random.Random(0).shuffle(strings)
+    root = make_atlas(tmp_path / "train", n_subjects=60, phases=strings)
+    write_cohort(root, tmp_path / "cohort.tsv")
+    folds = write_folds(tmp_path / "cohort.tsv", tmp_path / "folds.json", tmp_path / "table1", seed=2023, n_folds=5,
+                        validation_fraction=8 / 60, scheme="paper")
+    table = pd.read_csv(tmp_path / "table1.tsv", sep="\t")
+    expected = [[int(v) for v in line.split("\t")] for line in PAPER_TABLE1_TEXT.strip().splitlines()]
+    assert table.to_numpy().tolist() == expected
+    assert list(table.columns[:6]) == ["Fold", "Training (N=40) A", "Training (N=40) D", "Training (N=40) NC",
+                                       "Training (N=40) P", "Training (N=40) U"]
+    assert sorted(s for f in folds["folds"] for s in f["test"]) == sorted(f"im{i}" for i in range(60))
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_paper_scheme_is_a_valid_cross_validation_drawn_by_the_seed(seed):
+    phases = atlas_phases()
+    made = make_folds(phases, seed=seed, scheme="paper")
+    assert made == make_folds(phases, seed=seed, scheme="paper")
+    assert made != make_folds(phases, seed=seed + 1, scheme="paper")
+    folds = made["folds"]
+    for fold in folds:
+        splits = [set(fold[s]) for s in ("train", "validation", "test")]
+        assert sum(map(len, splits)) == 60 and set().union(*splits) == set(phases)
+    assert sorted(s for fold in folds for s in fold["test"]) == sorted(phases)
+    # a subject validates twice only in a phase where Table 1 validates more subjects than
+    # it has (NC: 4 of 2, P: 16 of 10)
+    uses = Counter(s for fold in folds for s in fold["validation"])
+    assert {phases[s] for s, n in uses.items() if n > 1} <= {"NC", "P"}
+
+
+def test_paper_scheme_refuses_other_cohorts_naming_the_totals():
+    phases = atlas_phases({"A": 30, "P": 13, "D": 8, "U": 7, "NC": 2})
+    message = (r"the paper's Table 1 deals 60 subjects \(A 33, D 8, NC 2, P 10, U 7\); this cohort has "
+               r"60 subjects \(A 30, D 8, NC 2, P 13, U 7\)")
+    with pytest.raises(InputError, match=message):
+        make_folds(phases, seed=0, scheme="paper")
+    with pytest.raises(ConfigError, match="folds.n_folds 3"):
+        make_folds(atlas_phases(), n_folds=3, scheme="paper")
+    with pytest.raises(ConfigError, match="folds.scheme 'table1'"):
+        make_folds(atlas_phases(), scheme="table1")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from liverseg.errors import ConfigError
+from liverseg.errors import ConfigError, InputError
 from liverseg.nets import (
     ResNet2d,
     ahnet,
@@ -186,57 +186,21 @@ def test_encoder_transfer_refuses_another_depth():
         transfer_encoder(ahnet(2, (1, 2, 1, 1), 1), resnet2d(SMALL))
 
 
-def torchvision_resnet50_state() -> dict[str, torch.Tensor]:
-    """A state dict with torchvision's ResNet-50 names and shapes, written out independently."""
-    state = {"conv1.weight": torch.randn(64, 3, 7, 7)}
-
-    def bn(prefix, n):
-        for name, value in (("weight", torch.rand(n)), ("bias", torch.randn(n)), ("running_mean", torch.randn(n)),
-                            ("running_var", torch.rand(n)), ("num_batches_tracked", torch.tensor(7))):
-            state[f"{prefix}.{name}"] = value
-
-    bn("bn1", 64)
-    inplanes = 64
-    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
-        for b in range(blocks):
-            p = f"layer{i}.{b}"
-            state[f"{p}.conv1.weight"] = torch.randn(planes, inplanes, 1, 1)
-            bn(f"{p}.bn1", planes)
-            state[f"{p}.conv2.weight"] = torch.randn(planes, planes, 3, 3)
-            bn(f"{p}.bn2", planes)
-            state[f"{p}.conv3.weight"] = torch.randn(planes * 4, planes, 1, 1)
-            bn(f"{p}.bn3", planes * 4)
-            if b == 0:
-                state[f"{p}.downsample.0.weight"] = torch.randn(planes * 4, inplanes, 1, 1)
-                bn(f"{p}.downsample.1", planes * 4)
-            inplanes = planes * 4
-    state["fc.weight"] = torch.randn(1000, 2048)
-    state["fc.bias"] = torch.randn(1000)
-    return state
-
-
-def test_imagenet_resnet50_loads_from_a_file_and_from_the_hub_cache(tmp_path, monkeypatch):
-    state = torchvision_resnet50_state()
-    hub = tmp_path / "hub"
-    (hub / "checkpoints").mkdir(parents=True)
-    path = hub / "checkpoints" / "resnet50-0676ba61.pth"
-    torch.save(state, path)
-
+def test_imagenet_resnet50_loads_from_a_checked_file(torchvision_weights):
+    path, state = torchvision_weights
     net = load_imagenet_resnet50(path)
     assert isinstance(net, ResNet2d)
     assert torch.equal(net.layer3[5].conv2.weight, state["layer3.5.conv2.weight"])
     assert torch.equal(net.bn0.running_var, state["bn1.running_var"])
 
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    assert torch.equal(load_imagenet_resnet50(None).conv1.weight, state["conv1.weight"])
 
-
-def test_missing_imagenet_weights_say_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(ConfigError, match=r"ahnet\.imagenet_weights is not set.*torchvision\.models\.resnet50"):
-        load_imagenet_resnet50(None)
-    with pytest.raises(ConfigError, match=r"nothere\.pth: file not found"):
+def test_missing_or_other_imagenet_weights_say_how_to_get_them(torchvision_weights, tmp_path):
+    path, _ = torchvision_weights
+    with pytest.raises(ConfigError, match=r"ahnet\.imagenet_weights .*nothere\.pth: file not found\. Get them one of two ways"):
         load_imagenet_resnet50(tmp_path / "nothere.pth")
+    path.write_bytes(path.read_bytes()[:-10])  # a partial download
+    with pytest.raises(InputError, match=r"SHA-256 \w+\.\.\., expected \w+\.\.\..*Get them one of two ways"):
+        load_imagenet_resnet50(path)
 
 
 def test_check_patch_size_names_the_models_config_key():

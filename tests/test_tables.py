@@ -153,3 +153,43 @@ def test_markdown_and_latex_escape_and_flat_tables(tmp_path):
     assert "x\\_y 50\\%" in tex and "\\multicolumn" not in tex
     with pytest.raises(InputError, match="formats"):
         write_table(frame, tmp_path / "t", formats=("csv",))
+
+
+def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
+    """The workflow's table jobs: each TSV holds the unrounded numbers (p-values as
+    compare_pipelines gives them, Table 2's means and deviations, AUROC, held-out means);
+    Markdown and LaTeX round."""
+    from liverseg.jobs import heldout_table_job, lesion_auroc_job, table2_job, table3_job
+
+    rng = np.random.default_rng(1)
+    m, b = metrics_frame(n=20, seed=2), metrics_frame(n=20, seed=3)
+    b["liver_dice"] = m.liver_dice + rng.normal(0.1, 0.02, 20)
+    for name, frame in (("m", m), ("b", b)):
+        io.write_table(tmp_path / f"{name}.tsv", frame)
+    m, b = (pd.read_csv(tmp_path / f"{name}.tsv", sep="\t") for name in ("m", "b"))
+
+    table3_job(tmp_path / "m.tsv", tmp_path / "b.tsv", tmp_path / "table3", alpha=0.05)
+    tsv = pd.read_csv(tmp_path / "table3.tsv", sep="\t")
+    expected = compare_pipelines(m, b, "M", "B")
+    for column in ("shapiro_p", "p_value", "p_holm"):
+        assert tsv[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12, nan_ok=True)
+    assert f"{expected.p_value[1]:.1e}" in (tmp_path / "table3.md").read_text()
+
+    table2_job({"multiclass/postprocessed": tmp_path / "m.tsv"}, tmp_path / "table2")
+    tsv = pd.read_csv(tmp_path / "table2.tsv", sep="\t").set_index(["region", "metric"])
+    assert tsv.loc[("Liver", "Dice"), "mean"] == pytest.approx(m.liver_dice.mean(), rel=1e-12)
+    assert tsv.loc[("Liver", "Dice"), "std"] == pytest.approx(m.liver_dice.std(ddof=1), rel=1e-12)
+    assert f"{m.liver_dice.mean():.2f} ± " in (tmp_path / "table2.md").read_text()
+
+    lesions = pd.DataFrame({"uncertainty": rng.uniform(0, 1, 30), "volume_mm3": rng.uniform(1, 1e4, 30),
+                            "status": ["TP", "FP", "TP"] * 10})
+    lesions.to_csv(tmp_path / "lesions.tsv", sep="\t", index=False)
+    lesion_auroc_job({"multiclass": tmp_path / "lesions.tsv"}, tmp_path / "auroc")
+    rho = pd.read_csv(tmp_path / "auroc.tsv", sep="\t")["Spearman (uncertainty, log volume)"][0]
+    assert rho != round(rho, 3) and f"| {round(rho, 3)} |" in (tmp_path / "auroc.md").read_text()
+
+    scores = metrics_frame(n=3, seed=4).assign(pipeline="multiclass", model="ensemble")
+    io.write_table(tmp_path / "heldout.tsv", scores)
+    heldout_table_job([tmp_path / "heldout.tsv"], tmp_path / "heldout_scores")
+    tsv = pd.read_csv(tmp_path / "heldout_scores.tsv", sep="\t")
+    assert tsv["liver_dice"][0] == pytest.approx(scores.liver_dice.mean(), rel=1e-12)

@@ -35,7 +35,7 @@ from conftest import phantom, write_pair
 SPACING = (0.8, 0.8, 3.0)
 BASE = {
     "model": {"network": "dynunet", "task": "multiclass", "patch_size": [32, 32, 16]},
-    "ahnet_cfg": {"layers": [1, 1, 1, 1], "psp_block_num": 1},
+    "ahnet_cfg": {"layers": [1, 1, 1, 1], "psp_block_num": 1, "encoder": "none"},
     "dynunet_cfg": {"filters": 4},
     "training": {"learning_rate": 2e-3, "batch_size": 2, "max_epochs": 3, "patience": 10,
                  "iterations_per_epoch": 3, "samples_per_volume": 2, "queue_length": 4, "num_workers": 0,
@@ -323,6 +323,7 @@ def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
                      lr=1e-3, seed=0, crop=32)
     kwargs = variant(max_epochs=1, iterations_per_epoch=1, batch_size=1, learning_rate=1e-30, keep_checkpoint=False)
     kwargs["model"] = {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 32]}
+    kwargs["ahnet_cfg"]["encoder"] = "slices"
     train_model(records["train"], records["validation"], out_dir=tmp_path / "model", encoder_path=str(encoder),
                 **kwargs)
     net, spec = load_model(tmp_path / "model" / "model.pt")

@@ -179,15 +179,18 @@ def job_stats(output: str) -> dict[str, int]:
 
 
 def planned_jobs(output: str) -> list[dict]:
-    """The job blocks Snakemake prints (a dry run or a run): rule, wildcards, resources."""
+    """The job blocks Snakemake prints (a dry run or a run): rule, input (paths),
+    wildcards, resources."""
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output):
         head = re.match(r"(?:local)?rule (\w+):\n", block)
         if not head:
             continue
-        job = {"rule": head.group(1), "wildcards": {}, "resources": {}}
+        job = {"rule": head.group(1), "input": [], "wildcards": {}, "resources": {}}
         for line in block.splitlines()[1:]:
             key, _, value = line.strip().partition(": ")
+            if line.startswith("    ") and key == "input":
+                job["input"] = value.split(", ")
             if not line.startswith("    ") or key not in ("wildcards", "resources"):
                 continue
             for item in value.split(", "):

@@ -21,7 +21,10 @@ from jsonschema import ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from .errors import ConfigError
+from .imagenet import how_to_get
 from .patch_rules import check_ahnet_patch_size, check_dynunet_patch_size
+
+RESNET50_LAYERS = [3, 4, 6, 3]
 
 
 def check_config(config: dict, schema_path: str | os.PathLike) -> None:
@@ -36,6 +39,7 @@ def check_config(config: dict, schema_path: str | os.PathLike) -> None:
             "(imagesTr/, labelsTr/, patient_info_train.json; see README) or set dataset.root, "
             "or run the synthetic demo with --configfile config/demo.yaml"
         )
+    _check_imagenet_encoder(config["ahnet"])
     psp = config["ahnet"]["psp_block_num"]
     for name, model in config["models"].items():
         size = model["patch_size"]
@@ -58,6 +62,21 @@ def _check_finite(value, path: list) -> None:
             _check_finite(item, path + [index])
     elif isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{_key_path(path)}: {value} is not a finite number")
+
+
+def _check_imagenet_encoder(ahnet: dict) -> None:
+    """The ImageNet encoder is a ResNet-50, and a configured copy of its weights must
+    exist: both stop the workflow at its start, before any job."""
+    if ahnet["encoder"] != "imagenet":
+        return
+    if list(ahnet["layers"]) != RESNET50_LAYERS:
+        raise ConfigError(
+            f"ahnet.layers {list(ahnet['layers'])}: ahnet.encoder 'imagenet' is torchvision's ResNet-50, "
+            f"which needs layers {RESNET50_LAYERS} (a smaller AHNet takes ahnet.encoder 'slices' or 'none')"
+        )
+    weights = ahnet["imagenet_weights"]
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"ahnet.imagenet_weights {weights}: file not found. {how_to_get()}")
 
 
 def validate_config(config: dict, schema_path: str | os.PathLike) -> None:

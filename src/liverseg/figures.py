@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # headless: workflow jobs and CI have no display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.patches import Rectangle
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from .cohort import PHASES
 from .io import atomic_path
@@ -51,26 +51,34 @@ def boxes_figure(boxes: pd.DataFrame, patch_sizes: dict[str, list[int]], path, *
 
     Each box is a point (longest in-plane side, number of slices) in voxels; a patch is
     the rectangle from the origin, so a point inside a (square in-plane) patch's
-    rectangle is a box the patch encloses.
+    rectangle is a box the patch encloses. Each rectangle carries its size at its top
+    right corner; the legend, under both panels, names the models of each size (it once
+    sat inside the panels, over the rectangles' tops).
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     colours = plt.get_cmap("Set1").colors
     for ax, kind, title in ((axes[0], "lesion", "tumour lesions"), (axes[1], "liver", "livers")):
         part = boxes[boxes["kind"] == kind]
         side = part[["size_x", "size_y"]].max(axis=1) if len(part) else pd.Series(dtype=float)
-        ax.scatter(side, part["size_z"], s=14, alpha=0.6, color="0.25", label=f"{title} (n={len(part)})")
+        ax.scatter(side, part["size_z"], s=14, alpha=0.6, color="0.25")
         for i, (label, size) in enumerate(patch_sizes.items()):
-            ax.add_patch(Rectangle((0, 0), max(size[:2]), size[2], fill=False, lw=1.8, color=colours[i % len(colours)],
-                                   label=f"{label}: {'×'.join(map(str, size))}"))
+            colour = colours[i % len(colours)]
+            ax.add_patch(Rectangle((0, 0), max(size[:2]), size[2], fill=False, lw=1.8, color=colour,
+                                   label=f"{'×'.join(map(str, size))}: {label}"))
+            ax.annotate("×".join(map(str, size)), (max(size[:2]), size[2]), xytext=(-3, 3), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=9, fontweight="bold", color=colour)
         extent_x = max([side.max() if len(side) else 0] + [max(s[:2]) for s in patch_sizes.values()])
         extent_z = max([part["size_z"].max() if len(part) else 0] + [s[2] for s in patch_sizes.values()])
         ax.set_xlim(0, extent_x * 1.08)
-        ax.set_ylim(0, extent_z * 1.1)
+        ax.set_ylim(0, extent_z * 1.18)  # room above the tallest rectangle for its size
         ax.set_xlabel("longest in-plane side of the box (voxels)")
         ax.set_ylabel("slices spanned by the box")
-        ax.set_title(f"Bounding boxes of the {title}")
-        ax.legend(fontsize=8, loc="best")
+        ax.set_title(f"Bounding boxes of the {title} (n={len(part)})")
         ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="patch sizes (H×W×slices) and the models using them", loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=1 if len(labels) > 2 else len(labels), fontsize=9, title_fontsize=9,
+               frameon=False)
     fig.suptitle(f"Bounding boxes and patch sizes, {cohort_name} cohort")
     save(fig, path)
 
@@ -90,6 +98,92 @@ def draw_boxes_figure(boxes_tsv, patch_sizes_json, out_png, *, cohort_name: str)
         sizes.setdefault(tuple(entry["patch_size"]), []).append(name)
     patches = {", ".join(names): list(size) for size, names in sizes.items()}
     boxes_figure(pd.read_csv(boxes_tsv, sep="\t"), patches, out_png, cohort_name=cohort_name)
+
+
+# Figure 2's columns: (x centre, width) in axis units (about an inch each), box colours.
+PIPELINE_COLUMNS = {"image": (0.75, 1.4), "models": (3.15, 2.25), "raw": (5.95, 2.4), "post": (8.9, 2.7),
+                    "segmentation": (11.55, 1.6), "uncertainty": (14.35, 2.9)}
+BOX_COLOURS = {"data": "#e8eef7", "model": "#fde5c8", "step": "#e3f1df"}
+ROW_HEIGHT = 2.6
+HEADER = 1.1  # room above the rows for the rule names
+
+
+def _box(ax, column: str, y: float, height: float, text: str, kind: str, title: str | None = None) -> tuple:
+    """A rounded box centred at (column, y); returns its left and right edge points."""
+    x, width = PIPELINE_COLUMNS[column]
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=BOX_COLOURS[kind],
+                                edgecolor="0.35", lw=1))
+    if title:
+        ax.text(x, y + height / 2 - 0.1, title, ha="center", va="top", fontsize=10, fontweight="bold")
+    ax.text(x, y - (0.15 if title else 0), text, ha="center", va="center", fontsize=9, linespacing=1.3)
+    return (x - width / 2, y), (x + width / 2, y)
+
+
+def _arrow(ax, start: tuple, end: tuple) -> None:
+    ax.annotate("", xy=end, xytext=start,
+                arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.2, "shrinkA": 2, "shrinkB": 2})
+
+
+def _header(ax, first: str, last: str, y: float, text: str) -> None:
+    """The rule that makes columns first..last, over a bracket spanning them."""
+    left = PIPELINE_COLUMNS[first][0] - PIPELINE_COLUMNS[first][1] / 2
+    right = PIPELINE_COLUMNS[last][0] + PIPELINE_COLUMNS[last][1] / 2
+    ax.plot([left, left, right, right], [y - 0.08, y, y, y - 0.08], color="0.45", lw=1)
+    ax.text((left + right) / 2, y + 0.06, text, ha="center", va="bottom", fontsize=9, style="italic", color="0.2")
+
+
+def pipelines_figure(pipelines: list, rules: dict[str, str], path) -> None:
+    """Figure 2: each pipeline (segment.PipelineSteps) from the image to the post-processed
+    segmentation and the lesion uncertainty; brackets name the workflow rules that run
+    each part."""
+    rows = len(pipelines)
+    height = rows * ROW_HEIGHT + HEADER
+    fig, ax = plt.subplots(figsize=(14, 0.92 * height))
+    _header(ax, "models", "models", height - 0.45, f"rule {rules['train']} (per fold),\nrule {rules['predict']}")
+    _header(ax, "raw", "uncertainty", height - 0.45, f"rule {rules['segment']}")
+    for row, steps in enumerate(pipelines):
+        top = (rows - row) * ROW_HEIGHT
+        ax.text(0.1, top - 0.05, steps.title, ha="left", va="top", fontsize=11, fontweight="bold")
+        y = top - ROW_HEIGHT / 2 - 0.15
+        _, image = _box(ax, "image", y, 1.0, "MR image\n(slice axis last)", "data")
+        n = len(steps.models)
+        box_height = 1.15 if n == 1 else 0.95
+        for i, text in enumerate(steps.models):
+            centre = y + ((n - 1) / 2 - i) * (box_height + 0.15)
+            left, right = _box(ax, "models", centre, box_height, text, "model")
+            _arrow(ax, image, left)
+            raw_left = PIPELINE_COLUMNS["raw"][0] - PIPELINE_COLUMNS["raw"][1] / 2
+            _arrow(ax, right, (raw_left, y + ((n - 1) / 2 - i) * 0.3))
+        _, raw = _box(ax, "raw", y, 1.5, steps.combine, "step", title="raw segmentation")
+        post_in, post_out = _box(ax, "post", y, 1.9, "\n".join(steps.postprocess), "step", title="post-processing")
+        _arrow(ax, raw, post_in)
+        seg_in, seg_out = _box(ax, "segmentation", y, 1.0, "post-processed\nsegmentation", "data")
+        _arrow(ax, post_out, seg_in)
+        unc_in, _ = _box(ax, "uncertainty", y, 1.3, steps.uncertainty, "step", title="lesion uncertainty")
+        _arrow(ax, seg_out, unc_in)
+    ax.set_xlim(0, 15.9)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    fig.suptitle("The pipelines as configured: from the MR image to the post-processed segmentation "
+                 "and the lesion uncertainty", fontsize=11.5)
+    save(fig, path)
+
+
+def draw_pipelines_figure(patch_sizes_json, out_png, *, models: dict, encoder: str, postprocess: dict,
+                          rules: dict[str, str]) -> None:
+    """Figure 2 from the configured models, their resolved patch sizes and the rule names."""
+    import json
+    from pathlib import Path
+
+    from .boxes import resolve_patch_size
+    from .segment import FIGURE2_PIPELINES, describe_pipeline, pipelines_for
+
+    report = json.loads(Path(patch_sizes_json).read_text())
+    sizes = {name: resolve_patch_size(model, report) for name, model in models.items()}
+    shown = [p for p in pipelines_for(models) if p in FIGURE2_PIPELINES]
+    steps = [describe_pipeline(p, models, sizes, encoder=encoder, **postprocess) for p in shown]
+    pipelines_figure(steps, rules, out_png)
 
 
 STATUS_COLOURS = {"TP": "#1b9e77", "FP": "#d95f02"}

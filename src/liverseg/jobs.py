@@ -142,11 +142,10 @@ def _read_metrics(path):
 def table2_job(metrics: dict[str, str], stem) -> None:
     """Table 2 from metrics/{pipeline}_{stage}.tsv files, keyed "pipeline/stage"."""
     from .tables import table2, table2_values, write_table
-    from .io import write_table as write_tsv
 
     frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
-    write_table(table2(frames), stem, caption="Table 2: the challenge's metrics, mean ± std over the cross-validation subjects")
-    write_tsv(f"{stem}_values.tsv", table2_values(frames))
+    write_table(table2(frames), stem, values=table2_values(frames),
+                caption="Table 2: the challenge's metrics, mean ± std over the cross-validation subjects")
 
 
 def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
@@ -155,7 +154,7 @@ def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
     from .tables import table3, write_table
 
     tests = compare_pipelines(_read_metrics(multiclass_tsv), _read_metrics(dual_binary_tsv), "M", "B", alpha=alpha)
-    write_table(table3(tests, alpha=alpha), stem,
+    write_table(table3(tests, alpha=alpha), stem, values=tests,
                 caption="Table 3: significance of the differences between the pipelines (M multi-class, B dual binary)")
 
 
@@ -182,8 +181,8 @@ def heldout_table_job(tsvs, stem) -> None:
     frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
     columns = ["liver_dice", "liver_surface_dice", "liver_hd", "tumor_dice", "tumor_surface_dice", "tumor_hd",
                "tumor_burden_error"]
-    summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().round(3).reset_index()
-    write_table(summary, stem, formats=("tsv", "md"),
+    summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().reset_index()
+    write_table(summary.round(3), stem, formats=("tsv", "md"), values=summary,
                 caption="Held-out images: the five-fold ensemble against each single-fold model (means)")
 
 
@@ -199,7 +198,8 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem) -> None:
         table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN"])
         rho, _ = spearman(table)
         rows.append({"pipeline": pipeline, "lesions": len(table), "TP": int((table["status"] == "TP").sum()),
-                     "FP": int((table["status"] == "FP").sum()), "AUROC (FP vs TP)": round(uncertainty_auroc(table), 3),
-                     "Spearman (uncertainty, log volume)": round(rho, 3)})
-    write_table(pd.DataFrame(rows), stem, formats=("tsv", "md"),
+                     "FP": int((table["status"] == "FP").sum()), "AUROC (FP vs TP)": uncertainty_auroc(table),
+                     "Spearman (uncertainty, log volume)": rho})
+    frame = pd.DataFrame(rows)
+    write_table(frame.round(3), stem, formats=("tsv", "md"), values=frame,
                 caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions")

@@ -231,28 +231,13 @@ def resnet2d(layers: Sequence[int] = (3, 4, 6, 3)) -> ResNet2d:
     return ResNet2d(layers)
 
 
-def _hub_resnet50() -> Path | None:
-    hits = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob("resnet50-*.pth"))
-    return hits[0] if hits else None
+def load_imagenet_resnet50(path: str | os.PathLike, key: str = "ahnet.imagenet_weights") -> ResNet2d:
+    """A ResNet2d holding torchvision's ResNet-50 ImageNet state dict, read from `path`
+    once its SHA-256 is checked (imagenet.verify_weights: one message naming how to get
+    the file when it is missing or another). Nothing is downloaded (imagenet.fetch_weights does)."""
+    from .imagenet import verify_weights
 
-
-def load_imagenet_resnet50(path: str | os.PathLike | None = None, key: str = "ahnet.imagenet_weights") -> ResNet2d:
-    """A ResNet2d holding a torchvision ResNet-50 state dict read from a local file.
-
-    Without `path`, the torch hub cache (~/.cache/torch/hub/checkpoints/resnet50-*.pth)
-    is used when it holds one. Nothing is downloaded.
-    """
-    found = Path(path) if path is not None else _hub_resnet50()
-    if found is None or not found.is_file():
-        if found is None:
-            where = f"{key} is not set and the torch hub cache holds no resnet50-*.pth"
-        else:
-            where = f"{key} {found}: file not found"
-        raise ConfigError(
-            f"{where}. On a machine with internet run "
-            "python -c \"import torchvision; torchvision.models.resnet50(weights='IMAGENET1K_V1')\", "
-            f"copy the file from {Path(torch.hub.get_dir()) / 'checkpoints'} and set {key} to its path"
-        )
+    found = verify_weights(path, key=key)
     try:
         state = torch.load(found, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -1,9 +1,11 @@
 """The paper's tables, built from the workflow's outputs and written as TSV, Markdown, LaTeX.
 
 Every table is a DataFrame with two-level column labels (a group, such as a pipeline or
-a split, over its sub-columns; label columns have an empty sub-level) and string cells.
-The best cell of a Table 2 row ends with BEST_MARK (" *"): TSV keeps the asterisk,
-Markdown and LaTeX render that cell bold instead.
+a split, over its sub-columns; label columns have an empty sub-level) and string cells,
+rounded for reading. Its TSV holds the numbers behind it at full precision instead (for
+Table 2 table2_values, for Table 3 stats.compare_pipelines' frame): a TSV is for
+machines, only Markdown and LaTeX round. The best cell of a Table 2 row ends with
+BEST_MARK (" *"), which Markdown and LaTeX render bold.
 
 Table 2 conventions (the paper leaves them open): cells are mean ± sample standard
 deviation (ddof=1) over subjects, NaNs (distances to an empty mask) left out and counted,
@@ -219,9 +221,14 @@ def _p(p: float) -> str:
 
 
 def write_table(
-    frame: pd.DataFrame, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, caption: str | None = None
+    frame: pd.DataFrame, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, caption: str | None = None,
+    values: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write `frame` as stem.tsv / stem.md / stem.tex (each atomically); return the paths."""
+    """Write `frame` as stem.tsv / stem.md / stem.tex (each atomically); return the paths.
+
+    `values`: the numbers behind a rounded `frame`, at full precision, written as the TSV
+    in its place (Markdown and LaTeX still show `frame`).
+    """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"table formats {unknown} unknown (choose from {', '.join(FORMATS)})")
@@ -230,8 +237,8 @@ def write_table(
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         if fmt == "tsv":
-            flat = frame.copy()
-            flat.columns = _flat_names(frame)
+            flat = (frame if values is None else values).copy()
+            flat.columns = _flat_names(flat)
             io.write_table(path, flat)
         else:
             io.write_text(path, to_markdown(frame, caption) if fmt == "md" else to_latex(frame, caption))

@@ -49,6 +49,7 @@ from . import augment
 from .checksums import DIGEST_KEY, model_digest, verify_model_digest
 from .config import out_channels
 from .devices import torch_device
+from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
 from .io import atomic_path, write_table
@@ -146,13 +147,17 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     `model`: network ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"),
     patch_size (3 ints). `loss`: margin, alpha. `inference`: overlap, mode, sw_batch_size
     of the validation's sliding windows. `threads`: torch CPU threads (default: all
-    CPUs this process may use). Resumes from out_dir/checkpoint.pt when present.
+    CPUs this process may use). `encoder_path`: for an AHNet, the file ahnet_cfg's
+    "encoder" names (encoders.py), None only for "none". Resumes from
+    out_dir/checkpoint.pt when present.
     """
     cfg = TrainingConfig.from_mapping(training)
     for section, mapping, keys in (("model", model, ("network", "task", "patch_size")), ("loss", loss, ("margin", "alpha"))):
         missing = [k for k in keys if k not in mapping]
         if missing:
             raise ConfigError(f"{section}: missing key(s) {missing}")
+    if model["network"] == "ahnet":  # an encoder setting never starts from random weights unless it says "none"
+        check_encoder_source(dict(ahnet_cfg).get("encoder"), encoder_path)
     task = str(model["task"])
     patch_size = [int(s) for s in model["patch_size"]]
     if not train_records:
@@ -502,9 +507,7 @@ def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
     net = build_network(spec["network"], spec["out_channels"], spec["patch_size"], ahnet_cfg=spec["ahnet_cfg"],
                         dynunet_cfg=spec["dynunet_cfg"], median_spacing=spec["median_spacing"])
     if encoder_path is not None:
-        from .pretrain import load_encoder
-
-        transfer_encoder(net, load_encoder(encoder_path))
+        transfer_encoder(net, load_2d_encoder(spec["ahnet_cfg"]["encoder"], encoder_path))
     return net
 
 

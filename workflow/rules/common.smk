@@ -1,5 +1,8 @@
 # Shared helpers: paths, fold numbers (the config is checked in the Snakefile).
-from liverseg.segment import PIPELINES, STAGES, pipelines_for
+from pathlib import Path
+
+from liverseg.imagenet import CACHE as IMAGENET_WEIGHTS
+from liverseg.segment import FIGURE2_PIPELINES, PIPELINES, STAGES, pipelines_for
 
 RESULTS = "results"
 FOLDS = list(range(1, config["folds"]["n_folds"] + 1))
@@ -11,6 +14,9 @@ TRAINING_CONFIG = {
     key: config[key]
     for key in ("seed", "models", "ahnet", "dynunet", "training", "loss", "augmentation", "inference")
 }
+# Where the ImageNet weights came from changes no model: their checksum fixes them.
+TRAINING_CONFIG["ahnet"] = {k: v for k, v in config["ahnet"].items() if k != "imagenet_weights"}
+ENCODER = config["ahnet"]["encoder"]
 
 PIPELINE_NAMES = pipelines_for(MODELS)
 # Table 2's columns in the paper's order: the ablation (DynUNet) post-processed only.
@@ -37,11 +43,23 @@ HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
 
 
 def encoder_input(wildcards):
-    """AHNet models train from the fold's 2.5D-pretrained encoder (ahnet.encoder: slices)."""
-    network = config["models"][wildcards.model]["network"]
-    if network == "ahnet" and config["ahnet"]["encoder"] == "slices":
-        return f"{RESULTS}/models/encoder/fold{wildcards.fold}/encoder.pt"
-    return []
+    """The encoder an AHNet model starts from (ahnet.encoder): the ImageNet weights or the
+    fold's 2.5D-pretrained encoder; none for "none". The weights are ancient: their
+    checksum fixes their content, so a fresh copy of the file retrains nothing."""
+    if config["models"][wildcards.model]["network"] != "ahnet" or ENCODER == "none":
+        return []
+    if ENCODER == "imagenet":
+        return ancient(IMAGENET_WEIGHTS)
+    return f"{RESULTS}/models/encoder/fold{wildcards.fold}/encoder.pt"
+
+
+def get_imagenet_source():
+    """An existing copy of the ImageNet weights (ahnet.imagenet_weights), else nothing:
+    the rule downloads them."""
+    source = config["ahnet"]["imagenet_weights"]
+    if source is None or Path(source).resolve() == Path(IMAGENET_WEIGHTS).resolve():
+        return []
+    return source
 
 
 def ensemble_models(pipeline, folds):
@@ -73,6 +91,8 @@ def final_outputs():
         f"{RESULTS}/analysis/patch_sizes.json",
     ]
     outputs += expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/curves.png", model=MODELS, fold=FOLDS)
+    if set(PIPELINE_NAMES) & set(FIGURE2_PIPELINES):
+        outputs.append(f"{RESULTS}/figures/fig2_pipelines.png")
     if PIPELINE_NAMES:
         outputs += [f"{RESULTS}/tables/table2_metrics.md", f"{RESULTS}/tables/lesion_uncertainty.md"]
         outputs += expand(f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"],

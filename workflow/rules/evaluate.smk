@@ -30,7 +30,6 @@ rule table2:
             caption="../report/table2.rst",
             category="Tables",
         ),
-        f"{RESULTS}/tables/table2_metrics_values.tsv",
     params:
         cohort_name=COHORT_NAME,
     log:

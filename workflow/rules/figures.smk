@@ -1,4 +1,29 @@
-# Stage 7: lesion uncertainty, Figures 4 and 5 and the AUROC table (paper §2.6, §3).
+# Stage 7: Figure 2 (the pipelines), lesion uncertainty, Figures 4 and 5 and the AUROC
+# table (paper §2.2-2.6, §3).
+
+
+rule figure_pipelines:
+    """Figure 2 from the workflow itself: the configured models, their patch sizes, the
+    post-processing settings, and the names of the rules that run each step."""
+    input:
+        f"{RESULTS}/analysis/patch_sizes.json",
+    output:
+        report(
+            f"{RESULTS}/figures/fig2_pipelines.png",
+            caption="../report/fig2_pipelines.rst",
+            category="Pipelines",
+        ),
+    params:
+        models=config["models"],
+        encoder=config["ahnet"]["encoder"],
+        postprocess=config["postprocess"],
+        rules={"train": rules.train.rule.name, "predict": rules.predict.rule.name, "segment": rules.segment.rule.name},
+    log:
+        f"{RESULTS}/logs/figure_pipelines.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_pipelines.py"
 
 
 rule figure_lesions:

@@ -6,6 +6,27 @@
 
 TRAINING_PRIORITY = 1
 
+# On a cluster the ImageNet weights are fetched on the login node (compute nodes often have
+# no internet), once, before any job that trains.
+localrules:
+    imagenet_weights,
+
+
+rule imagenet_weights:
+    input:
+        get_imagenet_source(),
+    output:
+        IMAGENET_WEIGHTS,
+    priority: TRAINING_PRIORITY + 1  # ready at once: a failed download stops the run before any training
+    log:
+        f"{RESULTS}/logs/imagenet_weights.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/imagenet_weights.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/imagenet_weights.py"
+
 
 rule pretrain_encoder:
     input:

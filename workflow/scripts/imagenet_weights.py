@@ -1,0 +1,5 @@
+from liverseg.imagenet import fetch_weights
+from liverseg.scripting import script_context
+
+with script_context(snakemake):
+    fetch_weights(snakemake.output[0], source=snakemake.input[0] if snakemake.input else None)
