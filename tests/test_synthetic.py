@@ -113,6 +113,18 @@ def test_tumours_lie_inside_the_liver():
         assert liver[ring].mean() > 0.3
 
 
+def test_every_subject_has_tumours_from_nodules_to_masses():
+    """As every ATLAS patient has an HCC: 1 to 8 lesions per subject, every label map holds
+    tumour, and the cohort's lesions range from nodules of a few millilitres to masses."""
+    volumes_ml = []
+    for index in range(24):
+        s = make_subject(3, index, "arterial", 3.0)
+        lesions, n = ndimage.label(s.label == 2, structure=np.ones((3, 3, 3)))
+        assert 1 <= n <= 8, f"im{index}: {n} lesions"
+        volumes_ml += list(np.bincount(lesions.ravel())[1:] * float(np.prod(s.spacing)) / 1000)
+    assert min(volumes_ml) < 2 and max(volumes_ml) > 100
+
+
 @pytest.mark.parametrize("phase, brighter", [("arterial", True), ("portal", False), ("delayed", False)])
 def test_tumour_contrast_follows_the_phase(phase, brighter):
     ratios = []

@@ -62,6 +62,11 @@ THICKNESS_MM = (2.0, 4.6)
 SLICES = (44, 136)
 COVERAGE_MM = (200.0, 300.0)
 LIVER_LITRES = (1.2, 2.2)
+# Tumours per subject: 1 + Poisson(EXTRA_TUMOURS_MEAN), at most 8; diameters (mm) of the
+# dominant one and of its satellites, log-uniform (docs/synthetic.md shows the cohort).
+EXTRA_TUMOURS_MEAN = 1.0
+DOMINANT_MM = (10.0, 120.0)
+SATELLITE_MM = (5.0, 30.0)
 MACHINES = (
     ("Siemens Avanto 1.5T", "VIBE"),
     ("Siemens Aera 1.5T", "VIBE"),
@@ -496,17 +501,25 @@ class _Tumour:
         return q * (1.0 + 0.08 * lob)
 
 
-def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.ndarray) -> list[_Tumour]:
-    """0 to 8 tumours (Poisson, mean 1.8): a dominant one from nodule to mass (8-100 mm,
-    log-uniform) and smaller satellites (5-30 mm), centred deep enough for their size."""
+def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.ndarray, half_z: float) -> list[_Tumour]:
+    """1 to 8 tumours (1 + Poisson, mean 2: every ATLAS patient has an HCC): a dominant one
+    from nodule to mass (DOMINANT_MM, log-uniform) and smaller satellites (SATELLITE_MM),
+    centred deep enough in the liver for their size and inside the field of view
+    (|z| <= half_z mm), so that every subject's label map holds a tumour."""
     h = _PlacedLiver.LATTICE_MM
     depth = edt.edt(np.ascontiguousarray(inside), anisotropy=(h, h, h), black_border=True)[inside]
     candidates = np.argwhere(inside)
+    z = axes[2][candidates[:, 2]]
     tumours = []
-    for i in range(min(int(rng.poisson(1.8)), 8)):
-        diameter = float(np.exp(rng.uniform(np.log(8), np.log(100)) if i == 0 else rng.uniform(np.log(5), np.log(30))))
+    for i in range(1 + min(int(rng.poisson(EXTRA_TUMOURS_MEAN)), 7)):
+        low, high = DOMINANT_MM if i == 0 else SATELLITE_MM
+        diameter = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         radius = diameter / 2
-        ok = np.flatnonzero(depth >= min(0.6 * radius, 0.8 * depth.max()))
+        deep = depth >= min(0.6 * radius, 0.8 * depth.max())
+        in_view = np.abs(z) <= half_z - min(0.5 * radius, 0.5 * half_z)
+        ok = np.flatnonzero(deep & in_view)
+        if not len(ok):  # a liver cut by the field of view: the deepest points in it
+            ok = np.flatnonzero(in_view) if in_view.any() else np.flatnonzero(deep)
         pick = candidates[ok[int(rng.integers(len(ok)))]]
         centre = np.array([axes[a][pick[a]] for a in range(3)]) + rng.uniform(-3.0, 3.0, 3)
         tumours.append(
@@ -652,7 +665,7 @@ def _anatomy(rng: np.random.Generator, grid: Grid, fov) -> tuple[np.ndarray, lis
 
         _paint(tissue, grid, np.minimum(p0, p1) - radius, np.maximum(p0, p1) + radius, vessel)
 
-    tumours = _draw_tumours(rng, lattice_axes, lattice_inside)
+    tumours = _draw_tumours(rng, lattice_axes, lattice_inside, half_z)
     for t in tumours:
 
         def tumour(sub, xs, ys, zs, t=t):
