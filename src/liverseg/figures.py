@@ -300,3 +300,24 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
         cases.append({"subject": subject, "image": image, "lesions": labelled,
                       "table": lesions[lesions["subject"] == subject]})
     cases_figure(cases, fig5_png, pipeline=pipeline, cohort_name=cohort_name)
+
+
+def synthetic_examples_figure(cases: list[dict], path) -> None:
+    """docs/synthetic.md's figure: per case (one subject per phase), an axial slice with
+    the liver (label 1 and 2) and tumour (label 2) outlined.
+
+    `cases`: dicts with subject, phase, image and label (2D slices), slice, spacing.
+    """
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        image = case["image"]
+        low, high = np.percentile(image[image > 0], (1, 99.5)) if (image > 0).any() else (0, 1)
+        ax.imshow(image.T, cmap="gray", origin="lower", vmin=low, vmax=high)
+        ax.contour((case["label"] > 0).T, levels=[0.5], colors=["#4dac26"], linewidths=1.0)
+        ax.contour((case["label"] == 2).T, levels=[0.5], colors=["#d7191c"], linewidths=1.0)
+        sx, _, sz = case["spacing"]
+        ax.set_title(f"{case['phase']}\n{case['subject']}, slice {case['slice']} ({sx:.2f} mm, {sz:.1f} mm thick)",
+                     fontsize=9)
+        ax.axis("off")
+    fig.suptitle("Synthetic cohort: one subject per phase (green: liver, red: tumour)")
+    save(fig, path)
