@@ -1,4 +1,5 @@
-"""Lesion-wise uncertainty (paper eq. 1), TP/FP status, volumes, AUROC and Spearman."""
+"""Lesion-wise uncertainty (paper eq. 1), TP/FP status (also filled in afterwards, for the
+held-out ensemble), volumes, AUROC and Spearman."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from liverseg.errors import InputError
-from liverseg.lesions import COLUMNS, lesion_table, spearman, uncertainty_auroc
+from liverseg.lesions import COLUMNS, fill_status, lesion_table, read_lesion_table, spearman, uncertainty_auroc
 
 
 def two_lesions():
@@ -112,3 +113,79 @@ def test_lesions_in_a_one_voxel_wide_box_are_counted():
     prob = np.where(seg == 2, 0.8, 0.0).astype(np.float32)
     table = lesion_table(seg, prob, (1.0, 1.0, 1.0), None, "im0")
     assert table["voxels"].tolist() == [1, 1]
+
+
+# ------------------------------------------------------------- held-out lesions scored
+
+
+def test_fill_status_marks_a_lesion_touching_tumour_tp_and_one_apart_fp():
+    seg, prob = two_lesions()
+    gt = np.zeros(seg.shape, np.uint8)
+    gt[3, 3, 2] = 2  # one voxel of lesion 1
+    gt[7:9, 7:10, 2] = 2  # beside lesion 2, not on it
+    blind = lesion_table(seg, prob, (1.0, 1.0, 1.0), None, "im0")  # as the ensemble writes it
+    filled = fill_status(blind, seg, gt, "im0")
+    assert filled["status"].tolist() == ["TP", "FP"]
+    assert filled.drop(columns="status").equals(blind.drop(columns="status"))
+
+
+def test_fill_status_numbers_lesions_as_lesion_table_does():
+    """Many lesions of all shapes, some touching by a corner: fill_status gives every
+    lesion the status lesion_table gives it with the labels."""
+    rng = np.random.default_rng(5)
+    seg = np.where(rng.random((20, 18, 9)) < 0.25, 2, 1).astype(np.uint8)
+    gt = np.where(rng.random(seg.shape) < 0.05, 2, 1).astype(np.uint8)
+    prob = rng.random(seg.shape).astype(np.float32)
+    scored = lesion_table(seg, prob, (1.0, 1.0, 2.0), gt, "im3")
+    blind = lesion_table(seg, prob, (1.0, 1.0, 2.0), None, "im3")
+    other = lesion_table(seg[::-1], prob, (1.0, 1.0, 2.0), None, "im4")  # another subject in the same table
+    filled = fill_status(pd.concat([other, blind], ignore_index=True), seg, gt, "im3")
+    assert len(scored) > 5 and {"TP", "FP"} <= set(scored["status"])
+    pd.testing.assert_frame_equal(filled.reset_index(drop=True), scored)
+
+
+def test_fill_status_of_a_subject_without_lesions_is_empty():
+    seg = np.ones((4, 4, 4), np.uint8)
+    blind = lesion_table(seg, np.zeros(seg.shape, np.float32), (1.0, 1.0, 1.0), None, "im0")
+    assert fill_status(blind, seg, seg, "im0").empty
+
+
+@pytest.mark.parametrize("change", ["another segmentation", "ground truth shape"])
+def test_fill_status_refuses_a_segmentation_that_is_not_the_tables(change):
+    seg, prob = two_lesions()
+    blind = lesion_table(seg, prob, (1.0, 1.0, 1.0), None, "im0")
+    gt = np.zeros(seg.shape, np.uint8)
+    if change == "another segmentation":
+        seg[10, 10, 5] = 2  # a third lesion the table does not hold
+    else:
+        gt = gt[:, :, :3]
+    with pytest.raises(InputError, match="im0"):
+        fill_status(blind, seg, gt, "im0")
+
+
+def test_heldout_lesions_job_scores_the_ensembles_table_from_its_files(tmp_path):
+    """Through NIfTI files in a non-canonical orientation, as the ensemble writes them:
+    the statuses are lesion_table's with the labels; the other columns are the table's."""
+    from liverseg.io import load_nifti, save_in_reference_space, save_nifti, write_table
+    from liverseg.jobs import heldout_lesions_job
+
+    ensemble, labels = tmp_path / "ensemble", tmp_path / "labels"
+    seg, prob = two_lesions()
+    gt = np.zeros(seg.shape, np.uint8)
+    gt[8, 9, 3] = 2  # on lesion 2 only
+    # An LPS image (x and y flipped): the files hold the volumes flipped, load_nifti undoes it.
+    save_nifti(tmp_path / "im1.nii.gz", np.zeros(seg.shape, np.float32), np.diag([-1.0, -1.0, 2.0, 1.0]))
+    assert not np.array_equal(load_nifti(tmp_path / "im1.nii.gz").affine, np.diag([-1.0, -1.0, 2.0, 1.0]))
+    save_in_reference_space(ensemble / "im1.nii.gz", seg, tmp_path / "im1.nii.gz")
+    save_in_reference_space(labels / "lb1.nii.gz", gt, tmp_path / "im1.nii.gz")
+    empty = np.ones(seg.shape, np.uint8)  # an image without a predicted lesion
+    save_in_reference_space(ensemble / "im2.nii.gz", empty, tmp_path / "im1.nii.gz")
+    save_in_reference_space(labels / "lb2.nii.gz", empty, tmp_path / "im1.nii.gz")
+    write_table(ensemble / "lesions.tsv", lesion_table(seg, prob, (1.0, 1.0, 2.0), None, "im1"))
+
+    heldout_lesions_job(ensemble, labels, tmp_path / "heldout.tsv")
+    table = read_lesion_table(tmp_path / "heldout.tsv")
+    expected = lesion_table(seg, prob, (1.0, 1.0, 2.0), gt, "im1")
+    assert table["status"].tolist() == expected["status"].tolist() == ["FP", "TP"]
+    assert table[["lesion", "voxels"]].equals(expected[["lesion", "voxels"]])
+    assert table["uncertainty"].to_numpy() == pytest.approx(expected["uncertainty"].to_numpy())

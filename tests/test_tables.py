@@ -193,3 +193,24 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
     heldout_table_job([tmp_path / "heldout.tsv"], tmp_path / "heldout_scores")
     tsv = pd.read_csv(tmp_path / "heldout_scores.tsv", sep="\t")
     assert tsv["liver_dice"][0] == pytest.approx(scores.liver_dice.mean(), rel=1e-12)
+
+
+def test_lesion_auroc_table_has_held_out_rows_where_given(tmp_path):
+    """The AUROC table: one row per pipeline for the cross-validation, and one per
+    pipeline for the held-out ensemble when its scored lesion table is given."""
+    from liverseg.jobs import lesion_auroc_job
+    from liverseg.lesions import uncertainty_auroc
+
+    cv = pd.DataFrame({"uncertainty": [0.1, 0.2, 0.9], "volume_mm3": [10.0, 20.0, 30.0], "status": ["TP", "TP", "FP"]})
+    heldout = pd.DataFrame({"uncertainty": [0.1, 0.8, 0.3, 0.6], "volume_mm3": [5.0, 9.0, 7.0, 3.0],
+                            "status": ["TP", "TP", "FP", "FP"]})
+    cv.to_csv(tmp_path / "cv.tsv", sep="\t", index=False)
+    heldout.to_csv(tmp_path / "heldout.tsv", sep="\t", index=False)
+    lesion_auroc_job({"multiclass": tmp_path / "cv.tsv"}, tmp_path / "auroc",
+                     heldout_tsvs={"multiclass": tmp_path / "heldout.tsv"})
+    tsv = pd.read_csv(tmp_path / "auroc.tsv", sep="\t")
+    assert tsv["images"].tolist() == ["cross-validation", "held-out (ensemble)"]
+    assert tsv[["lesions", "TP", "FP"]].values.tolist() == [[3, 2, 1], [4, 2, 2]]
+    assert tsv["AUROC (FP vs TP)"].tolist() == pytest.approx([1.0, uncertainty_auroc(heldout)])
+    lesion_auroc_job({"multiclass": tmp_path / "cv.tsv"}, tmp_path / "cv_only")
+    assert pd.read_csv(tmp_path / "cv_only.tsv", sep="\t")["images"].tolist() == ["cross-validation"]

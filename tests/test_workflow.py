@@ -98,13 +98,13 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores") for x in ("tsv", "md")]
     figures = ["fig1_spacing.png", "fig2_pipelines.png", "fig3_boxes.png", "fig4_uncertainty.png", "fig5_cases.png"]
-    figures += [f"fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
+    figures += [f"fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases", "4_uncertainty_heldout") for p in PIPELINES]
     expected = [f"tables/{t}" for t in tables] + [f"figures/{f}" for f in figures]
     expected += ["cohort/cohort.tsv", "cohort/folds.json", "analysis/boxes.tsv", "analysis/patch_sizes.json"]
     expected += [f"models/{m}/fold{k}/{name}" for m in MODELS for k in TINY_FOLDS
                  for name in ("model.pt", "history.tsv", "curves.png")]
     expected += [f"models/encoder/fold{k}/encoder.pt" for k in TINY_FOLDS]
-    expected += [f"lesions/{p}.tsv" for p in PIPELINES]
+    expected += [f"lesions/{p}.tsv" for p in PIPELINES] + [f"lesions/heldout_{p}.tsv" for p in PIPELINES]
     expected += [f"metrics/{p}_{s}.tsv" for p in PIPELINES for s in ("raw", "postprocessed")
                  if not (p == "dynunet" and s == "raw")]
     expected += [f"metrics/heldout_{p}.tsv" for p in PIPELINES]
@@ -132,6 +132,14 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert len(pd.read_csv(results / f"metrics/heldout_{p}.tsv", sep="\t")) == len(heldout) * (1 + len(TINY_FOLDS))
     lesions = pd.read_csv(results / "lesions/multiclass.tsv", sep="\t", keep_default_na=False)
     assert set(lesions["status"]) <= {"TP", "FP"}
+    auroc = pd.read_csv(results / "tables/lesion_uncertainty.tsv", sep="\t")
+    assert auroc["images"].tolist() == ["cross-validation"] * 3 + ["held-out (ensemble)"] * 3
+    for p in PIPELINES:  # the submission's table keeps no status; the held-out one marks every lesion
+        blind = pd.read_csv(results / f"ensemble/{p}/ensemble/lesions.tsv", sep="\t", keep_default_na=False)
+        scored = pd.read_csv(results / f"lesions/heldout_{p}.tsv", sep="\t", keep_default_na=False)
+        assert set(blind["status"]) <= {""} and set(scored["status"]) <= {"TP", "FP"}
+        assert scored[["subject", "lesion", "voxels"]].equals(blind[["subject", "lesion", "voxels"]])
+        assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
 
 
 def test_stages_and_training_wait_of_the_run(tiny_dag, tmp_path):
@@ -222,7 +230,8 @@ def test_report_gathers_tables_and_figures(tiny_dag):
                 "figures/fig1_spacing.png", "figures/fig2_pipelines.png", "figures/fig3_boxes.png",
                 "figures/fig4_uncertainty.png",
                 "figures/fig5_cases.png"]
-    expected += [f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases") for p in PIPELINES]
+    expected += [f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases", "4_uncertainty_heldout")
+                 for p in PIPELINES]
     expected += [f"models/{m}/fold{k}/curves.png" for m in MODELS for k in TINY_FOLDS]
     missing = [path for path in expected if f"results/{path}" not in entries]
     assert not missing, f"not in the report: {missing}"

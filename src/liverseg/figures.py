@@ -190,8 +190,9 @@ STATUS_COLOURS = {"TP": "#1b9e77", "FP": "#d95f02"}
 MAX_LABELS = 6  # uncertainty values printed per case in Figure 5
 
 
-def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str) -> None:
-    """Figure 4: lesion uncertainty by TP/FP status (left) and against log volume (right)."""
+def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str, images: str | None = None) -> None:
+    """Figure 4: lesion uncertainty by TP/FP status (left) and against log volume (right);
+    `images` names the images when not the cross-validation's (e.g. the held-out ones)."""
     from .lesions import spearman, uncertainty_auroc
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -219,7 +220,8 @@ def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_nam
         ax.grid(alpha=0.3)
         if not lesions.empty:
             ax.legend()
-    fig.suptitle(f"Lesion uncertainty, {pipeline} pipeline, {cohort_name} cohort ({len(lesions)} lesions)")
+    where = f"{cohort_name} cohort" + (f", {images}" if images else "")
+    fig.suptitle(f"Lesion uncertainty, {pipeline} pipeline, {where} ({len(lesions)} lesions)")
     save(fig, path)
 
 
@@ -268,6 +270,14 @@ def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) ->
     save(fig, path)
 
 
+def draw_heldout_uncertainty_figure(lesions_tsv, out_png, *, pipeline: str, cohort_name: str) -> None:
+    """Figure 4 of the five-fold ensemble on the held-out images (their lesion table with status)."""
+    from .lesions import read_lesion_table
+
+    uncertainty_figure(read_lesion_table(lesions_tsv), out_png, pipeline=pipeline, cohort_name=cohort_name,
+                       images="held-out images, five-fold ensemble")
+
+
 def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fig5_png, *, pipeline: str,
                         cohort_name: str) -> None:
     """Figures 4 and 5 from one pipeline's lesion table and post-processed segmentations."""
@@ -275,9 +285,10 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
 
     from .cohort import read_cohort
     from .io import load_nifti
+    from .lesions import read_lesion_table
     from .postprocess import label_components
 
-    lesions = pd.read_csv(lesions_tsv, sep="\t", keep_default_na=False, na_values=["NaN"])
+    lesions = read_lesion_table(lesions_tsv)
     uncertainty_figure(lesions, fig4_png, pipeline=pipeline, cohort_name=cohort_name)
     records = {r["subject"]: r for r in read_cohort(cohort_tsv)}
     cases = []
@@ -289,3 +300,24 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
         cases.append({"subject": subject, "image": image, "lesions": labelled,
                       "table": lesions[lesions["subject"] == subject]})
     cases_figure(cases, fig5_png, pipeline=pipeline, cohort_name=cohort_name)
+
+
+def synthetic_examples_figure(cases: list[dict], path) -> None:
+    """docs/synthetic.md's figure: per case (one subject per phase), an axial slice with
+    the liver (label 1 and 2) and tumour (label 2) outlined.
+
+    `cases`: dicts with subject, phase, image and label (2D slices), slice, spacing.
+    """
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        image = case["image"]
+        low, high = np.percentile(image[image > 0], (1, 99.5)) if (image > 0).any() else (0, 1)
+        ax.imshow(image.T, cmap="gray", origin="lower", vmin=low, vmax=high)
+        ax.contour((case["label"] > 0).T, levels=[0.5], colors=["#4dac26"], linewidths=1.0)
+        ax.contour((case["label"] == 2).T, levels=[0.5], colors=["#d7191c"], linewidths=1.0)
+        sx, _, sz = case["spacing"]
+        ax.set_title(f"{case['phase']}\n{case['subject']}, slice {case['slice']} ({sx:.2f} mm, {sz:.1f} mm thick)",
+                     fontsize=9)
+        ax.axis("off")
+    fig.suptitle("Synthetic cohort: one subject per phase (green: liver, red: tumour)")
+    save(fig, path)

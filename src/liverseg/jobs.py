@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .boxes import resolve_patch_size
 from .cohort import median_spacing, read_cohort
+from .errors import InputError
 from .folds import read_folds
 
 
@@ -186,20 +187,46 @@ def heldout_table_job(tsvs, stem) -> None:
                 caption="Held-out images: the five-fold ensemble against each single-fold model (means)")
 
 
-def lesion_auroc_job(lesion_tsvs: dict[str, str], stem) -> None:
-    """Beyond the paper: how well the lesion uncertainty tells FP from TP lesions."""
+def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
+    """The ensemble's held-out lesion table (ensemble_dir/lesions.tsv, written without
+    labels) with each lesion's status, TP or FP, from the held-out labels."""
+    import numpy as np
     import pandas as pd
 
-    from .lesions import spearman, uncertainty_auroc
+    from .evaluate import pair_folders
+    from .io import load_nifti, write_table
+    from .lesions import fill_status, read_lesion_table
+
+    table = read_lesion_table(Path(ensemble_dir) / "lesions.tsv")
+    pairs = pair_folders(ensemble_dir, labels_dir)  # every label has its segmentation, and back
+    unknown = sorted(set(table["subject"]) - {subject for subject, _, _ in pairs})
+    if unknown:
+        raise InputError(f"{ensemble_dir}/lesions.tsv: lesions of {', '.join(unknown)}, which has no segmentation "
+                         f"with a label in {labels_dir}")
+    rows = [table.iloc[:0]]  # the columns, when no image has a lesion
+    for subject, gt_path, seg_path in pairs:
+        seg, gt = (np.asarray(load_nifti(path).dataobj).astype(np.uint8) for path in (seg_path, gt_path))
+        rows.append(fill_status(table, seg, gt, subject))
+    write_table(out_tsv, pd.concat(rows, ignore_index=True))
+
+
+def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, str] | None = None) -> None:
+    """Beyond the paper: how well the lesion uncertainty tells FP from TP lesions, on the
+    cross-validation subjects and, where labels exist, on the held-out images (ensemble)."""
+    import pandas as pd
+
+    from .lesions import read_lesion_table, spearman, uncertainty_auroc
     from .tables import write_table
 
     rows = []
-    for pipeline, path in lesion_tsvs.items():
-        table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN"])
-        rho, _ = spearman(table)
-        rows.append({"pipeline": pipeline, "lesions": len(table), "TP": int((table["status"] == "TP").sum()),
-                     "FP": int((table["status"] == "FP").sum()), "AUROC (FP vs TP)": uncertainty_auroc(table),
-                     "Spearman (uncertainty, log volume)": rho})
+    sets = [("cross-validation", lesion_tsvs), ("held-out (ensemble)", heldout_tsvs or {})]
+    for images, tsvs in sets:
+        for pipeline, path in tsvs.items():
+            table = read_lesion_table(path)
+            rho, _ = spearman(table)
+            rows.append({"pipeline": pipeline, "images": images, "lesions": len(table),
+                         "TP": int((table["status"] == "TP").sum()), "FP": int((table["status"] == "FP").sum()),
+                         "AUROC (FP vs TP)": uncertainty_auroc(table), "Spearman (uncertainty, log volume)": rho})
     frame = pd.DataFrame(rows)
     write_table(frame.round(3), stem, formats=("tsv", "md"), values=frame,
                 caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions")

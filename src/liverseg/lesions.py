@@ -37,21 +37,14 @@ def lesion_table(seg: np.ndarray, tumor_prob: np.ndarray, spacing, gt: np.ndarra
     order their first voxel is met in C order; centroids are in voxel coordinates.
     """
     seg, prob, spacing, gt = _check(seg, tumor_prob, spacing, gt, subject)
-    box = bounding_box(seg == 2)
-    if box is None:
+    found = _Lesions.of(seg)
+    if found is None:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
-    lesions, n = label_components(seg[box] == 2)
-    # Statistics over the lesion voxels only (sparse in a large box).
-    coords = np.nonzero(lesions)
-    ids = lesions[coords]
-    count = lambda weights=None: np.bincount(ids, weights=weights, minlength=n + 1)[1:]  # noqa: E731
-    voxels = count()
-    prob_sum = count(prob[box][coords].astype(np.float64))
-    centroids = [count(c.astype(np.float64)) / voxels + b.start for c, b in zip(coords, box)]
-    if gt is None:
-        status = [""] * n
-    else:
-        status = np.where(count((gt[box][coords] == 2).astype(np.float64)) > 0, "TP", "FP").tolist()
+    n, box, coords = found.n, found.box, found.coords
+    voxels = found.count()
+    prob_sum = found.count(prob[box][coords].astype(np.float64))
+    centroids = [found.count(c.astype(np.float64)) / voxels + b.start for c, b in zip(coords, box)]
+    status = [""] * n if gt is None else found.status(gt)
     return pd.DataFrame(
         {
             "subject": [subject] * n,
@@ -66,6 +59,28 @@ def lesion_table(seg: np.ndarray, tumor_prob: np.ndarray, spacing, gt: np.ndarra
         },
         columns=COLUMNS,
     )
+
+
+def fill_status(table: pd.DataFrame, seg: np.ndarray, gt: np.ndarray, subject: str) -> pd.DataFrame:
+    """`subject`'s rows of a lesion table written without ground truth (the ensemble's
+    lesions.tsv: the submission never sees labels), with the status that lesion_table
+    gives with `gt`: TP when the lesion overlaps the ground-truth tumour, FP otherwise.
+
+    `seg` is the segmentation the table was made from; lesions are matched by number
+    (lesion_table's numbering), and InputError is raised, naming the subject, when its
+    lesions are not the table's (another count or other sizes).
+    """
+    seg, gt = np.asarray(seg), np.asarray(gt)
+    if seg.ndim != 3 or gt.shape != seg.shape:
+        raise InputError(f"{subject}: ground truth shape {gt.shape} differs from segmentation {seg.shape}")
+    _require(table, ("subject", "lesion", "voxels", "status"))
+    rows = table[table["subject"] == subject].sort_values("lesion")
+    found = _Lesions.of(seg)
+    voxels = found.count() if found else np.zeros(0, np.int64)
+    if rows["lesion"].tolist() != list(range(1, len(voxels) + 1)) or rows["voxels"].tolist() != voxels.tolist():
+        raise InputError(f"{subject}: the segmentation's {len(voxels)} lesion(s) are not the lesion table's "
+                         f"{len(rows)} (another segmentation, or a table of another run?)")
+    return rows.assign(status=found.status(gt) if found else [])
 
 
 def uncertainty_auroc(table: pd.DataFrame) -> float:
@@ -97,6 +112,36 @@ def spearman(table: pd.DataFrame) -> tuple[float, float]:
         return float("nan"), float("nan")
     result = stats.spearmanr(u, np.log(v))
     return float(result.statistic), float(result.pvalue)
+
+
+class _Lesions:
+    """The tumour lesions of a segmentation, numbered as lesion_table numbers them
+    (components in the tumour's bounding box, met in C order: the same order as in the
+    whole volume), with per-lesion sums over their voxels only (sparse in a large box)."""
+
+    def __init__(self, box, labelled: np.ndarray, n: int):
+        self.box, self.n = box, n
+        self.coords = np.nonzero(labelled)
+        self.ids = labelled[self.coords]
+
+    @classmethod
+    def of(cls, seg: np.ndarray) -> "_Lesions | None":
+        box = bounding_box(seg == 2)
+        return None if box is None else cls(box, *label_components(seg[box] == 2))
+
+    def count(self, weights=None) -> np.ndarray:
+        """Per lesion 1..n: its voxels, or the sum of `weights` (one per lesion voxel)."""
+        return np.bincount(self.ids, weights=weights, minlength=self.n + 1)[1:]
+
+    def status(self, gt: np.ndarray) -> list[str]:
+        """TP where a lesion overlaps the ground-truth tumour (label 2) by a voxel, else FP."""
+        overlap = self.count((gt[self.box][self.coords] == 2).astype(np.float64))
+        return np.where(overlap > 0, "TP", "FP").tolist()
+
+
+def read_lesion_table(path) -> pd.DataFrame:
+    """A lesion table as written (an empty status stays "", not NaN)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN"])
 
 
 def _dtype(column: str) -> str:

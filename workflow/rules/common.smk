@@ -105,4 +105,5 @@ def final_outputs():
         outputs += expand(f"{RESULTS}/ensemble/{{pipeline}}", pipeline=PIPELINE_NAMES)
     if HELDOUT["labels"] and PIPELINE_NAMES:
         outputs.append(f"{RESULTS}/tables/heldout_scores.md")
+        outputs += expand(f"{RESULTS}/figures/fig4_uncertainty_heldout_{{pipeline}}.png", pipeline=PIPELINE_NAMES)
     return outputs

@@ -1,5 +1,5 @@
 # Stage 8: per-subject metrics of every pipeline and stage, Tables 2 and 3, and the
-# held-out scores of the ensemble (paper §2.7, §3, §4).
+# held-out scores of the ensemble and its held-out lesions TP or FP (paper §2.7, §3, §4).
 
 
 rule evaluate:
@@ -95,3 +95,21 @@ rule heldout_table:
         "../../envs/analysis.yaml"
     script:
         "../scripts/heldout_table.py"
+
+
+rule heldout_lesions:
+    """The ensemble's held-out lesions, TP or FP against the held-out labels: scored here,
+    after the ensemble rule, which (the challenge submission) never sees labels."""
+    input:
+        ensemble=f"{RESULTS}/ensemble/{{pipeline}}",
+        labels=HELDOUT["input"],
+    output:
+        f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
+    params:
+        labels=HELDOUT["labels"],
+    log:
+        f"{RESULTS}/logs/heldout_lesions/{{pipeline}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/heldout_lesions.py"

@@ -1,5 +1,5 @@
 # Stage 7: Figure 2 (the pipelines), lesion uncertainty, Figures 4 and 5 and the AUROC
-# table (paper §2.2-2.6, §3).
+# table (paper §2.2-2.6, §3); Figure 4 of the held-out ensemble where labels exist.
 
 
 rule figure_pipelines:
@@ -72,15 +72,39 @@ rule paper_figure:
         "cp {input} {output} 2> {log}"
 
 
+rule figure_heldout_lesions:
+    """Figure 4 of the five-fold ensemble on the held-out images (where labels exist)."""
+    input:
+        f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/fig4_uncertainty_heldout_{{pipeline}}.png",
+            caption="../report/fig4_uncertainty_heldout.rst",
+            category="Lesion uncertainty",
+        ),
+    params:
+        cohort_name=COHORT_NAME,
+    log:
+        f"{RESULTS}/logs/figure_heldout_lesions/{{pipeline}}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_heldout_lesions.py"
+
+
 rule lesion_auroc:
     input:
-        **{p: f"{RESULTS}/lesions/{p}.tsv" for p in PIPELINE_NAMES},
+        cv=expand(f"{RESULTS}/lesions/{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
+        # the ensemble's held-out lesions too, where they can be scored
+        heldout=expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES) if HELDOUT["labels"] else [],
     output:
         report(
             multiext(f"{RESULTS}/tables/lesion_uncertainty", ".tsv", ".md"),
             caption="../report/lesion_auroc.rst",
             category="Lesion uncertainty",
         ),
+    params:
+        pipelines=PIPELINE_NAMES,
     log:
         f"{RESULTS}/logs/lesion_auroc.log",
     conda:

@@ -2,4 +2,6 @@ from liverseg.jobs import lesion_auroc_job
 from liverseg.scripting import script_context
 
 with script_context(snakemake):
-    lesion_auroc_job(dict(snakemake.input.items()), snakemake.output[0].removesuffix(".tsv"))
+    pipelines = snakemake.params.pipelines
+    lesion_auroc_job(dict(zip(pipelines, snakemake.input.cv)), snakemake.output[0].removesuffix(".tsv"),
+                     heldout_tsvs=dict(zip(pipelines, snakemake.input.heldout)))
