@@ -37,6 +37,19 @@ def test_valid_config_passes(config):
     check_config(config, SCHEMA)
 
 
+@pytest.mark.parametrize("name", ["demo.yaml", "synthetic.yaml"])
+def test_the_cpu_configs_pass_over_config_yaml(config, name):
+    """demo.yaml and synthetic.yaml are read over config.yaml, as `--configfile` merges them."""
+    def merged(base: dict, over: dict) -> dict:
+        return {k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in {**base, **over}.items()}
+
+    cpu = merged(yaml.safe_load((REPO / "config/config.yaml").read_text()),
+                 yaml.safe_load((REPO / "config" / name).read_text()))
+    check_config(cpu, SCHEMA)
+    assert cpu["augmentation"]["flip"] == 0
+
+
 def test_unknown_key_names_it_and_the_allowed_keys(config):
     config["training"]["learning_rte"] = 0.1
     message = error_of(config)
