@@ -30,7 +30,12 @@ reproduce: setup
 test: setup
 	$(BIN)/python -m pytest -ra
 
+# Format and lint, each its own step (CI runs them before the tests): ruff for the Python,
+# snakefmt for the Snakefile and the rule files, Snakemake's own linter for the workflow.
 lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
 clean:

@@ -39,8 +39,15 @@ from liverseg.config import out_channels
 from liverseg.io import write_table
 from liverseg.nets import build_network
 from liverseg.synthetic import write_cohort
-from liverseg.train import (StepTimes, TrainingConfig, optimisation, optimiser_step, patch_batches, run_steps,
-                            training_patches)
+from liverseg.train import (
+    StepTimes,
+    TrainingConfig,
+    optimisation,
+    optimiser_step,
+    patch_batches,
+    run_steps,
+    training_patches,
+)
 
 MODEL = "ahnet_multiclass"
 
@@ -59,10 +66,21 @@ class Trainer:
     def __init__(self, config: dict, device: torch.device):
         model = config["models"][MODEL]
         self.device = device
-        self.net = build_network("ahnet", out_channels(model["task"]), model["patch_size"], config["ahnet"], None,
-                                 None).to(device).train()
+        self.net = (
+            build_network(
+                "ahnet",
+                out_channels(model["task"]),
+                model["patch_size"],
+                config["ahnet"],
+                None,
+                None,
+            )
+            .to(device)
+            .train()
+        )
         self.criterion, self.optimizer, self.scaler = optimisation(
-            self.net, config["training"]["learning_rate"], config["loss"], device)
+            self.net, config["training"]["learning_rate"], config["loss"], device
+        )
 
     def step(self, batch: dict) -> None:
         optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device)
@@ -78,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, help="synthetic grid coarsening (default: 4 demo, 1 paper)")
     parser.add_argument("--subjects", type=int, help="synthetic subjects (default: one queue fill's, at least 4)")
     parser.add_argument("--workers", type=int, help="queue workers (default: 0 on the CPU, the config's on a GPU)")
-    parser.add_argument("--steps", type=int,
-                        help="iterations (default: the config's iterations_per_epoch, in whole queue fills)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="iterations (default: the config's iterations_per_epoch, in whole queue fills)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--quick", action="store_true", help="two subjects, one queue fill")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "data_pipeline.tsv")
@@ -107,32 +128,71 @@ def run(args: argparse.Namespace) -> list[dict]:
         trainer = Trainer(config, device)
         patch = config["models"][MODEL]["patch_size"]
         batch = training["batch_size"]
-        warm_up = {"image": {tio.DATA: torch.randn(batch, 1, *patch)}, "label": {tio.DATA: torch.zeros(batch, 1, *patch)}}
+        warm_up = {
+            "image": {tio.DATA: torch.randn(batch, 1, *patch)},
+            "label": {tio.DATA: torch.zeros(batch, 1, *patch)},
+        }
         trainer.step(warm_up)  # untimed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = trainer.timed_steps(training_batches(records, config, workers), steps)
     wait, work = times.data_seconds, times.step_seconds
     patches = steps * batch
-    row = dict(config="paper" if args.paper else "demo", scale=scale, volumes=" ".join(shapes),
-               patch="x".join(map(str, patch)), batch=batch, workers=workers, device=str(device), steps=steps,
-               wait_s=wait, step_s=work, data_patches_per_s=patches / wait, step_patches_per_s=patches / work,
-               data_to_step_ratio=work / wait, iterations_per_s=steps / (wait + work),
-               wait_share=wait / (wait + work),
-               gpu_peak_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan)
+    row = dict(
+        config="paper" if args.paper else "demo",
+        scale=scale,
+        volumes=" ".join(shapes),
+        patch="x".join(map(str, patch)),
+        batch=batch,
+        workers=workers,
+        device=str(device),
+        steps=steps,
+        wait_s=wait,
+        step_s=work,
+        data_patches_per_s=patches / wait,
+        step_patches_per_s=patches / work,
+        data_to_step_ratio=work / wait,
+        iterations_per_s=steps / (wait + work),
+        wait_share=wait / (wait + work),
+        gpu_peak_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan,
+    )
     table = pd.DataFrame([row])
     print(table.T.to_string(header=False))
     write_table(args.out, table)
     print(f"wrote {args.out}")
     what = f"{row['config']} AHNet, {row['patch']} patches, batch {batch}, scale {scale:g}, {device}"
     if workers == 0:
-        return [summary_row("data pipeline", f"patches/s of one worker vs the model's step rate; {what}",
-                            row["data_patches_per_s"], row["step_patches_per_s"], "training step",
-                            row["data_to_step_ratio"], "patches/s")]
-    return [summary_row("training epoch", f"iterations/s with {workers} workers; {what}", row["iterations_per_s"],
-                        None, "", None, "it/s"),
-            summary_row("data wait share", f"share of the epoch waiting for patches; {what}", row["wait_share"],
-                        None, "", None, "fraction")]
+        return [
+            summary_row(
+                "data pipeline",
+                f"patches/s of one worker vs the model's step rate; {what}",
+                row["data_patches_per_s"],
+                row["step_patches_per_s"],
+                "training step",
+                row["data_to_step_ratio"],
+                "patches/s",
+            )
+        ]
+    return [
+        summary_row(
+            "training epoch",
+            f"iterations/s with {workers} workers; {what}",
+            row["iterations_per_s"],
+            None,
+            "",
+            None,
+            "it/s",
+        ),
+        summary_row(
+            "data wait share",
+            f"share of the epoch waiting for patches; {what}",
+            row["wait_share"],
+            None,
+            "",
+            None,
+            "fraction",
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,8 +62,12 @@ PROBABILITY_TOLERANCE, LABEL_TOLERANCE = 1e-2, 1e-4
 def settings(config_name: str, model: str = "ahnet_multiclass") -> dict:
     """Network, patch and sliding-window settings of a model in a config file."""
     config = load_config(config_name)
-    return dict(ahnet=config["ahnet"], patch_size=config["models"][model]["patch_size"],
-                task=config["models"][model]["task"], **config["inference"])
+    return dict(
+        ahnet=config["ahnet"],
+        patch_size=config["models"][model]["patch_size"],
+        task=config["models"][model]["task"],
+        **config["inference"],
+    )
 
 
 def test_volume(shape) -> np.ndarray:
@@ -84,24 +88,45 @@ def network(cfg: dict, name: str) -> torch.nn.Module:
     set as training's recalibration sets them, here from one window-sized noise volume
     (on MONAI's layers, so both sides get the same statistics)."""
     torch.manual_seed(0)
-    net = ahnet(out_channels(cfg["task"]), cfg["ahnet"]["layers"], cfg["ahnet"]["psp_block_num"], window_layers=False)
+    net = ahnet(
+        out_channels(cfg["task"]),
+        cfg["ahnet"]["layers"],
+        cfg["ahnet"]["psp_block_num"],
+        window_layers=False,
+    )
     noise = np.random.default_rng(0).standard_normal(cfg["patch_size"], dtype=np.float32)
     recalibrate_batchnorm(net, [noise], cfg["patch_size"], {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
     return (use_window_layers(net) if name == "liverseg" else net).eval()
 
 
 def liverseg_infer(net, image, cfg, device):
-    return predict_volume(net, image, cfg["patch_size"], overlap=cfg["overlap"], mode=cfg["mode"],
-                          sw_batch_size=cfg["sw_batch_size"], device=device)
+    return predict_volume(
+        net,
+        image,
+        cfg["patch_size"],
+        overlap=cfg["overlap"],
+        mode=cfg["mode"],
+        sw_batch_size=cfg["sw_batch_size"],
+        device=device,
+    )
 
 
 def monai_infer(net, image, cfg, device):
     net.to(device).eval()
     x = torch.from_numpy(image)[None, None].to(device)
     x = (x - x.mean()) / x.std()
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        logits = sliding_window_inference(x, cfg["patch_size"], cfg["sw_batch_size"], net, overlap=cfg["overlap"],
-                                          mode=cfg["mode"])
+    with (
+        torch.no_grad(),
+        torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"),
+    ):
+        logits = sliding_window_inference(
+            x,
+            cfg["patch_size"],
+            cfg["sw_batch_size"],
+            net,
+            overlap=cfg["overlap"],
+            mode=cfg["mode"],
+        )
     return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 
 
@@ -122,8 +147,15 @@ def measure(name: str, shape, cfg: dict, device: str, out_path: str) -> dict:
     peak = peak_rss_mib()
     gpu_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
     np.save(out_path, probabilities)
-    return dict(implementation=name, seconds=seconds, cpu_seconds=cpu, voxels_per_s=image.size / seconds,
-                peak_rss_mib=peak, baseline_rss_mib=baseline, gpu_peak_mib=gpu_peak)
+    return dict(
+        implementation=name,
+        seconds=seconds,
+        cpu_seconds=cpu,
+        voxels_per_s=image.size / seconds,
+        peak_rss_mib=peak,
+        baseline_rss_mib=baseline,
+        gpu_peak_mib=gpu_peak,
+    )
 
 
 def differences(a_path, b_path) -> tuple[float, float]:
@@ -141,8 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--quick", action="store_true", help=f"a {'x'.join(map(str, QUICK_SHAPE))} volume")
     parser.add_argument("--sw-batch-size", type=int, help="windows per forward pass (default: the config's)")
-    parser.add_argument("--overlap", type=float,
-                        help="window overlap (default: the config's); the peak memory does not depend on it")
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        help="window overlap (default: the config's); the peak memory does not depend on it",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each side, alternating (medians reported)")
     parser.add_argument("--only", choices=list(CONTENDERS), help="run one side only (no comparison)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "inference.tsv")
@@ -157,9 +192,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     cfg["overlap"] = cfg["overlap"] if args.overlap is None else args.overlap
     shape = QUICK_SHAPE if args.quick else (IN_PLANE, IN_PLANE, args.slices)
     names = [args.only] if args.only else list(CONTENDERS)
-    print(f"volume {shape}, {args.device}, AHNet layers {cfg['ahnet']['layers']} psp {cfg['ahnet']['psp_block_num']}, "
-          f"patch {cfg['patch_size']}, overlap {cfg['overlap']}, {cfg['mode']}, sw_batch_size {cfg['sw_batch_size']}",
-          flush=True)
+    print(
+        f"volume {shape}, {args.device}, AHNet layers {cfg['ahnet']['layers']} psp {cfg['ahnet']['psp_block_num']}, "
+        f"patch {cfg['patch_size']}, overlap {cfg['overlap']}, {cfg['mode']}, sw_batch_size {cfg['sw_batch_size']}",
+        flush=True,
+    )
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="bench_inference.") as tmp:
         paths = {name: str(Path(tmp) / f"{name}.npy") for name in names}
@@ -168,8 +205,10 @@ def run(args: argparse.Namespace) -> list[dict]:
             for name in names:
                 with context.Pool(1) as pool:  # a fresh process each: its own high-water mark
                     runs.append(pool.apply(measure, (name, shape, cfg, args.device, paths[name])))
-                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in runs[-1].items()),
-                      flush=True)
+                print(
+                    "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in runs[-1].items()),
+                    flush=True,
+                )
         difference, label_share = differences(*paths.values()) if len(names) == 2 else (float("nan"),) * 2
     table = pd.DataFrame(runs).groupby("implementation", sort=False).median().reset_index()
     table["time_ratio_to_liverseg"] = table.seconds / table.seconds[0]
@@ -183,15 +222,45 @@ def run(args: argparse.Namespace) -> list[dict]:
     if len(names) == 1:
         return []
     ours, peer = table.iloc[0], table.iloc[1]
-    what = (f"{'x'.join(map(str, shape))} volume, AHNet {'paper' if args.paper else 'demo'}, "
-            f"overlap {cfg['overlap']}, sw_batch_size {cfg['sw_batch_size']}, {args.device}")
-    rows = [summary_row("inference speed", what, ours.voxels_per_s, peer.voxels_per_s, "MONAI",
-                        ours.voxels_per_s / peer.voxels_per_s, "voxels/s", agrees),
-            summary_row("inference peak RSS", what, ours.peak_rss_mib, peer.peak_rss_mib, "MONAI",
-                        peer.peak_rss_mib / ours.peak_rss_mib, "MiB", agrees)]
+    what = (
+        f"{'x'.join(map(str, shape))} volume, AHNet {'paper' if args.paper else 'demo'}, "
+        f"overlap {cfg['overlap']}, sw_batch_size {cfg['sw_batch_size']}, {args.device}"
+    )
+    rows = [
+        summary_row(
+            "inference speed",
+            what,
+            ours.voxels_per_s,
+            peer.voxels_per_s,
+            "MONAI",
+            ours.voxels_per_s / peer.voxels_per_s,
+            "voxels/s",
+            agrees,
+        ),
+        summary_row(
+            "inference peak RSS",
+            what,
+            ours.peak_rss_mib,
+            peer.peak_rss_mib,
+            "MONAI",
+            peer.peak_rss_mib / ours.peak_rss_mib,
+            "MiB",
+            agrees,
+        ),
+    ]
     if args.device.startswith("cuda"):
-        rows.append(summary_row("inference GPU peak", what, ours.gpu_peak_mib, peer.gpu_peak_mib, "MONAI",
-                                peer.gpu_peak_mib / ours.gpu_peak_mib, "MiB", agrees))
+        rows.append(
+            summary_row(
+                "inference GPU peak",
+                what,
+                ours.gpu_peak_mib,
+                peer.gpu_peak_mib,
+                "MONAI",
+                peer.gpu_peak_mib / ours.gpu_peak_mib,
+                "MiB",
+                agrees,
+            )
+        )
     return rows
 
 

@@ -42,7 +42,9 @@ RTOL = 1e-4
 
 def ellipsoid(volume: np.ndarray, value: int, center, axes, rng=None, wobble: float = 0.0) -> None:
     """Paint an ellipsoid (evaluated on its own box only); `wobble` bends its border smoothly."""
-    box = tuple(slice(max(0, int(c - 1.3 * a)), min(n, int(c + 1.3 * a) + 2)) for c, a, n in zip(center, axes, volume.shape))
+    box = tuple(
+        slice(max(0, int(c - 1.3 * a)), min(n, int(c + 1.3 * a) + 2)) for c, a, n in zip(center, axes, volume.shape)
+    )
     grid = np.ogrid[box]
     r = sum(((g - c) / a) ** 2 for g, c, a in zip(grid, center, axes))
     for _ in range(3 if wobble else 0):
@@ -59,7 +61,11 @@ def liver_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     pred = np.zeros(SHAPE, np.uint8)
     ellipsoid(gt, 1, (256, 240, 40), (100, 75, 25))
     ellipsoid(pred, 1, (258, 238, 40), (98, 77, 25), rng, wobble=0.12)
-    tumours = [((220, 230, 38), (12, 12, 4)), ((300, 260, 45), (8, 8, 3)), ((260, 190, 30), (5, 5, 2))]
+    tumours = [
+        ((220, 230, 38), (12, 12, 4)),
+        ((300, 260, 45), (8, 8, 3)),
+        ((260, 190, 30), (5, 5, 2)),
+    ]
     for center, axes in tumours:
         ellipsoid(gt, 2, center, axes)
     for center, axes in tumours[:2]:  # the smallest one is missed
@@ -171,9 +177,18 @@ def run(args: argparse.Namespace) -> list[dict]:
     write_table(args.out, table)
     print(f"wrote {args.out}")
     fastest = table[table.implementation != "liverseg"].sort_values("seconds").iloc[0]
-    return [summary_row("metrics", f"nine challenge metrics, one {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} pair",
-                        times["liverseg"][0], fastest.seconds, fastest.implementation, fastest.ratio_to_liverseg,
-                        "s", bool(table.agrees.all()))]
+    return [
+        summary_row(
+            "metrics",
+            f"nine challenge metrics, one {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} pair",
+            times["liverseg"][0],
+            fastest.seconds,
+            fastest.implementation,
+            fastest.ratio_to_liverseg,
+            "s",
+            bool(table.agrees.all()),
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,9 +60,20 @@ def largest_subject(record: dict, folder: Path) -> dict:
     affine = image.affine.copy()
     affine[:3, :3] /= zoom
     paths = folder / "im_largest.nii.gz", folder / "lb_largest.nii.gz"
-    nib.save(nib.Nifti1Image(ndimage.zoom(image.get_fdata(dtype=np.float32), zoom, order=1), affine), paths[0])
-    nib.save(nib.Nifti1Image(ndimage.zoom(np.asarray(label.dataobj, np.uint8), zoom, order=0), affine), paths[1])
-    return dict(subject="largest", image=str(paths[0]), label=str(paths[1]), shape=",".join(map(str, LARGEST)))
+    nib.save(
+        nib.Nifti1Image(ndimage.zoom(image.get_fdata(dtype=np.float32), zoom, order=1), affine),
+        paths[0],
+    )
+    nib.save(
+        nib.Nifti1Image(ndimage.zoom(np.asarray(label.dataobj, np.uint8), zoom, order=0), affine),
+        paths[1],
+    )
+    return dict(
+        subject="largest",
+        image=str(paths[0]),
+        label=str(paths[1]),
+        shape=",".join(map(str, LARGEST)),
+    )
 
 
 def one_side(dataset: tio.SubjectsDataset, sampler, seed: int, patches: int) -> tuple[float, float, list]:
@@ -79,7 +90,8 @@ def one_side(dataset: tio.SubjectsDataset, sampler, seed: int, patches: int) -> 
 def equal(a: list, b: list) -> bool:
     return len(a) == len(b) and all(
         torch.equal(x["image"].data, y["image"].data) and torch.equal(x["label"].data, y["label"].data)
-        for x, y in zip(a, b))
+        for x, y in zip(a, b)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,11 +112,17 @@ def run(args: argparse.Namespace) -> list[dict]:
     weights = training.sampler_probabilities(model["task"])
     sampler = LabelSampler(patch, "label", weights)
     sides = {
-        "liverseg": (lambda subject: PatchSubjectsDataset([subject], training_transform(
-            config["augmentation"], patch), sampler), sampler),
-        "TorchIO": (lambda subject: tio.SubjectsDataset([subject], transform=training_transform(
-            config["augmentation"], patch, torchio_reference=True)),
-            tio.LabelSampler(patch, label_name="label", label_probabilities=weights)),
+        "liverseg": (
+            lambda subject: PatchSubjectsDataset([subject], training_transform(config["augmentation"], patch), sampler),
+            sampler,
+        ),
+        "TorchIO": (
+            lambda subject: tio.SubjectsDataset(
+                [subject],
+                transform=training_transform(config["augmentation"], patch, torchio_reference=True),
+            ),
+            tio.LabelSampler(patch, label_name="label", label_probabilities=weights),
+        ),
     }
     subjects, seeds = (1, 2) if args.quick else (args.subjects, args.seeds)
     rows, agree = [], True
@@ -118,15 +136,29 @@ def run(args: argparse.Namespace) -> list[dict]:
             for seed in range(seeds):
                 outputs = {}
                 for side, (dataset, side_sampler) in sides.items():
-                    worker_s, main_s, outputs[side] = one_side(dataset(subject), side_sampler, seed,
-                                                               training.samples_per_volume)
-                    rows.append(dict(side=side, subject=record["subject"], shape=record["shape"],
-                                     seed=seed, worker_s=worker_s, main_s=main_s))
+                    worker_s, main_s, outputs[side] = one_side(
+                        dataset(subject), side_sampler, seed, training.samples_per_volume
+                    )
+                    rows.append(
+                        dict(
+                            side=side,
+                            subject=record["subject"],
+                            shape=record["shape"],
+                            seed=seed,
+                            worker_s=worker_s,
+                            main_s=main_s,
+                        )
+                    )
                 same = equal(outputs["liverseg"], outputs["TorchIO"])
                 agree &= same
-                print(f"{record['subject']} seed {seed}: "
-                      + "  ".join(f"{r['side']} worker {r['worker_s']:.2f} s, main process {r['main_s']:.3f} s"
-                                  for r in rows[-2:]) + f"  equal: {same}", flush=True)
+                print(
+                    f"{record['subject']} seed {seed}: "
+                    + "  ".join(
+                        f"{r['side']} worker {r['worker_s']:.2f} s, main process {r['main_s']:.3f} s" for r in rows[-2:]
+                    )
+                    + f"  equal: {same}",
+                    flush=True,
+                )
     table = pd.DataFrame(rows)
     table["main_s_per_step"] = table.main_s * training.batch_size / training.samples_per_volume
     write_table(args.out, table)
@@ -137,13 +169,27 @@ def run(args: argparse.Namespace) -> list[dict]:
     print(f"wrote {args.out}")
     what = f"{training.samples_per_volume} patches of {'x'.join(map(str, patch))} per subject"
     out = []
-    for part, where in (("worker_s", "subject in a queue worker"), ("main_s", "patch draws (main process)")):
-        for suffix, means, which in (("", mean, f"{len(records)} subjects x {seeds} seeds"),
-                                     (", 512x512x136", largest, f"512x512x136, {seeds} seeds")):
+    for part, where in (
+        ("worker_s", "subject in a queue worker"),
+        ("main_s", "patch draws (main process)"),
+    ):
+        for suffix, means, which in (
+            ("", mean, f"{len(records)} subjects x {seeds} seeds"),
+            (", 512x512x136", largest, f"512x512x136, {seeds} seeds"),
+        ):
             if len(means):
-                out.append(summary_row(where + suffix, f"{what}; {which}, mean", means[part]["liverseg"],
-                                       means[part]["TorchIO"], "TorchIO", means[part]["TorchIO"] / means[part]["liverseg"],
-                                       "s", agree))
+                out.append(
+                    summary_row(
+                        where + suffix,
+                        f"{what}; {which}, mean",
+                        means[part]["liverseg"],
+                        means[part]["TorchIO"],
+                        "TorchIO",
+                        means[part]["TorchIO"] / means[part]["liverseg"],
+                        "s",
+                        agree,
+                    )
+                )
     return out
 
 

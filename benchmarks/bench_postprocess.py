@@ -42,18 +42,35 @@ def raw_prediction(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     seg = np.zeros(SHAPE, np.uint8)
     ellipsoid(seg, 1, (256, 240, 50), (100, 75, 30), rng, wobble=0.12)  # the liver
-    for center, axes in (((240, 230, 45), (6, 5, 2)), ((290, 260, 55), (4, 4, 1)), ((220, 280, 50), (3, 3, 1))):
+    for center, axes in (
+        ((240, 230, 45), (6, 5, 2)),
+        ((290, 260, 55), (4, 4, 1)),
+        ((220, 280, 50), (3, 3, 1)),
+    ):
         ellipsoid(seg, 0, center, axes)  # cavities: filled by step 1
     for center in ((420, 120, 40), (80, 380, 60), (400, 400, 20), (120, 100, 75)):
         ellipsoid(seg, 1, center, (6, 5, 2), rng, wobble=0.2)  # islands: erased by step 1
-    inside = [((220, 230, 38), (12, 12, 4)), ((300, 260, 45), (8, 8, 3)), ((260, 190, 30), (5, 5, 2)),
-              ((200, 280, 60), (15, 12, 5)), ((310, 200, 65), (3, 3, 1)), ((250, 250, 55), (10, 9, 3))]
+    inside = [
+        ((220, 230, 38), (12, 12, 4)),
+        ((300, 260, 45), (8, 8, 3)),
+        ((260, 190, 30), (5, 5, 2)),
+        ((200, 280, 60), (15, 12, 5)),
+        ((310, 200, 65), (3, 3, 1)),
+        ((250, 250, 55), (10, 9, 3)),
+    ]
     for center, axes in inside:
         ellipsoid(seg, 2, center, axes, rng, wobble=0.3)
     seg[214:227, 230, 35:42][seg[214:227, 230, 35:42] == 2] = 1  # one-voxel cuts: bridged by step 3
     seg[200, 272:289, 57:63][seg[200, 272:289, 57:63] == 2] = 1
-    border = [((356, 240, 50), (6, 6, 2)), ((256, 165, 48), (5, 5, 2))]  # on the liver's border: kept
-    away = [((256, 150, 50), (3, 3, 1)), ((460, 300, 50), (8, 8, 3)), ((60, 60, 30), (5, 5, 2))]  # removed
+    border = [
+        ((356, 240, 50), (6, 6, 2)),
+        ((256, 165, 48), (5, 5, 2)),
+    ]  # on the liver's border: kept
+    away = [
+        ((256, 150, 50), (3, 3, 1)),
+        ((460, 300, 50), (8, 8, 3)),
+        ((60, 60, 30), (5, 5, 2)),
+    ]  # removed
     for center, axes in border + away:
         ellipsoid(seg, 2, center, axes, rng, wobble=0.2)
     return seg
@@ -77,8 +94,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     radii = load_config("paper")["postprocess"]
     ours = lambda: postprocess_multiclass(seg, spacing, **radii)  # noqa: E731
     peer = lambda: postprocess_scipy.multiclass(seg, spacing, radii["dilation_mm"], radii["closing_mm"])  # noqa: E731
-    print(f"volume {seg.shape} at {spacing} mm, radii {radii}: liver {np.count_nonzero(seg == 1)} voxels, "
-          f"tumour {np.count_nonzero(seg == 2)}", flush=True)
+    print(
+        f"volume {seg.shape} at {spacing} mm, radii {radii}: liver {np.count_nonzero(seg == 1)} voxels, "
+        f"tumour {np.count_nonzero(seg == 2)}",
+        flush=True,
+    )
     repeats = (1, 1) if args.quick else (args.repeat, args.peer_repeat)
     rows, outputs = [], {}
     for (name, fn), repeat in zip((("liverseg", ours), ("scipy.ndimage", peer)), repeats):
@@ -94,8 +114,18 @@ def run(args: argparse.Namespace) -> list[dict]:
     write_table(args.out, table)
     print(f"wrote {args.out}")
     shape = "x".join(map(str, seg.shape))
-    return [summary_row("post-processing", f"three steps, one {shape} multi-class volume", table.seconds[0],
-                        table.seconds[1], "scipy.ndimage", table.ratio_to_liverseg[1], "s", equal)]
+    return [
+        summary_row(
+            "post-processing",
+            f"three steps, one {shape} multi-class volume",
+            table.seconds[0],
+            table.seconds[1],
+            "scipy.ndimage",
+            table.ratio_to_liverseg[1],
+            "s",
+            equal,
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

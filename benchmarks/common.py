@@ -20,7 +20,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"demo": ROOT / "config" / "demo.yaml", "paper": ROOT / "config" / "config.yaml"}
 OUT_DIR = Path("results/benchmarks")
-SUMMARY_COLUMNS = ["benchmark", "measured", "liverseg", "peer", "peer_name", "ratio", "unit", "outputs_agree"]
+SUMMARY_COLUMNS = [
+    "benchmark",
+    "measured",
+    "liverseg",
+    "peer",
+    "peer_name",
+    "ratio",
+    "unit",
+    "outputs_agree",
+]
 
 
 def load_config(name: str) -> dict:
@@ -58,10 +67,26 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux (bytes on macOS)
 
 
-def summary_row(benchmark: str, measured: str, ours: float, peer: float | None, peer_name: str, ratio: float | None,
-                unit: str, agrees: bool | None = None) -> dict:
-    return dict(benchmark=benchmark, measured=measured, liverseg=ours, peer=peer, peer_name=peer_name, ratio=ratio,
-                unit=unit, outputs_agree=agrees)
+def summary_row(
+    benchmark: str,
+    measured: str,
+    ours: float,
+    peer: float | None,
+    peer_name: str,
+    ratio: float | None,
+    unit: str,
+    agrees: bool | None = None,
+) -> dict:
+    return dict(
+        benchmark=benchmark,
+        measured=measured,
+        liverseg=ours,
+        peer=peer,
+        peer_name=peer_name,
+        ratio=ratio,
+        unit=unit,
+        outputs_agree=agrees,
+    )
 
 
 def exit_status(rows: list[dict]) -> int:

@@ -40,8 +40,19 @@ from common import OUT_DIR, ROOT, SUMMARY_COLUMNS, exit_status, summary_row
 
 from liverseg import io, stages, tables
 
-BENCHMARKS = ("bench_metrics", "bench_inference", "bench_postprocess", "bench_patches", "bench_data_pipeline")
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs")  # what `snakemake` reads; the library is installed
+BENCHMARKS = (
+    "bench_metrics",
+    "bench_inference",
+    "bench_postprocess",
+    "bench_patches",
+    "bench_data_pipeline",
+)
+WORKFLOW_FILES = (
+    "Snakefile",
+    "workflow",
+    "config",
+    "envs",
+)  # what `snakemake` reads; the library is installed
 
 
 def run_demo(out_dir: Path) -> list[dict]:
@@ -51,8 +62,11 @@ def run_demo(out_dir: Path) -> list[dict]:
             copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
             copy(ROOT / name, Path(tmp) / name)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/demo.yaml"],
-                       cwd=tmp, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/demo.yaml"],
+            cwd=tmp,
+            check=True,
+        )
         return workflow_rows(Path(tmp) / "results", out_dir, time.perf_counter() - start)
 
 
@@ -65,14 +79,25 @@ def workflow_rows(results: Path, out_dir: Path, wall_s: float | None = None) -> 
     """A run's wall time (without `wall_s`, its jobs' summed) and its training loops' share
     of time waiting for data; its stage and training tables written to OUT_DIR."""
     total = stages.write_stages(results, out_dir / "stages").iloc[-1]
-    what = (f"{total.jobs} jobs of {results} (wall time summed over jobs)" if wall_s is None
-            else f"the demo DAG on 2 cores, {total.jobs} jobs (wall time)")
+    what = (
+        f"{total.jobs} jobs of {results} (wall time summed over jobs)"
+        if wall_s is None
+        else f"the demo DAG on 2 cores, {total.jobs} jobs (wall time)"
+    )
     rows = [summary_row("workflow", what, total.wall_s if wall_s is None else wall_s, None, "", None, "s")]
     training = stages.write_training(results, out_dir / "training")
     if not training.empty and math.isfinite(training.wait_share.iloc[-1]):
-        rows.append(summary_row("training data wait", f"share of its {training.folds.iloc[-1]} training runs' "
-                                "loop time spent waiting for data", training.wait_share.iloc[-1], None, "", None,
-                                "fraction"))
+        rows.append(
+            summary_row(
+                "training data wait",
+                f"share of its {training.folds.iloc[-1]} training runs' loop time spent waiting for data",
+                training.wait_share.iloc[-1],
+                None,
+                "",
+                None,
+                "fraction",
+            )
+        )
     return rows
 
 

@@ -16,7 +16,10 @@ def write_pair(root: Path, n: int, image: np.ndarray, label: np.ndarray, affine:
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(image, affine), str(root / "imagesTr" / f"im{n}.nii.gz"))
-    nib.save(nib.Nifti1Image(label, affine if label_affine is None else label_affine), str(root / "labelsTr" / f"lb{n}.nii.gz"))
+    nib.save(
+        nib.Nifti1Image(label, affine if label_affine is None else label_affine),
+        str(root / "labelsTr" / f"lb{n}.nii.gz"),
+    )
 
 
 def phantom(shape=(40, 40, 12), seed=0):
@@ -74,8 +77,13 @@ def torchvision_resnet50_state() -> dict:
     state = {"conv1.weight": torch.randn(64, 3, 7, 7)}
 
     def bn(prefix, n):
-        for name, value in (("weight", torch.rand(n)), ("bias", torch.randn(n)), ("running_mean", torch.randn(n)),
-                            ("running_var", torch.rand(n)), ("num_batches_tracked", torch.tensor(7))):
+        for name, value in (
+            ("weight", torch.rand(n)),
+            ("bias", torch.randn(n)),
+            ("running_mean", torch.randn(n)),
+            ("running_var", torch.rand(n)),
+            ("num_batches_tracked", torch.tensor(7)),
+        ):
             state[f"{prefix}.{name}"] = value
 
     bn("bn1", 64)

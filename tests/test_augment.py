@@ -7,19 +7,21 @@ import numpy as np
 import pytest
 import torch
 import torchio as tio
+from conftest import phantom, write_pair
 
 from liverseg import augment
 from liverseg.errors import ConfigError, InputError
 from liverseg.io import c_ordered, load_nifti
 
-from conftest import phantom, write_pair
-
 ALL_ON = {key: 1.0 for key in augment.AUGMENTATIONS}
 
 
 def record(root, n: int) -> dict:
-    return {"subject": f"im{n}", "image": str(root / "imagesTr" / f"im{n}.nii.gz"),
-            "label": str(root / "labelsTr" / f"lb{n}.nii.gz")}
+    return {
+        "subject": f"im{n}",
+        "image": str(root / "imagesTr" / f"im{n}.nii.gz"),
+        "label": str(root / "labelsTr" / f"lb{n}.nii.gz"),
+    }
 
 
 @pytest.fixture
@@ -43,11 +45,14 @@ def test_subject_arrays_match_load_nifti(lps_subject):
     np.testing.assert_allclose(subject["image"].affine, load_nifti(lps_subject["image"]).affine)
 
 
-@pytest.mark.parametrize("task, expected", [
-    ("multiclass", lambda lab: lab),
-    ("liver", lambda lab: (lab > 0).astype(np.uint8)),
-    ("tumor", lambda lab: (lab == 2).astype(np.uint8)),
-])
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        ("multiclass", lambda lab: lab),
+        ("liver", lambda lab: (lab > 0).astype(np.uint8)),
+        ("tumor", lambda lab: (lab == 2).astype(np.uint8)),
+    ],
+)
 def test_task_targets(lps_subject, task, expected):
     label = np.asarray(load_nifti(lps_subject["label"]).dataobj)
     target = augment.make_subject(lps_subject, task)["label"].data[0].numpy()
@@ -63,8 +68,11 @@ def test_task_target_of_every_stored_dtype(stored):
     if np.dtype(stored).kind == "f":
         values = values + np.array([0, -1e-6, 1e-6, -1e-6, 1e-6, 0])
         values = values.astype(stored)
-    for task, expected in (("multiclass", [0, 1, 2, 2, 1, 0]), ("liver", [0, 1, 1, 1, 1, 0]),
-                           ("tumor", [0, 0, 1, 1, 0, 0])):
+    for task, expected in (
+        ("multiclass", [0, 1, 2, 2, 1, 0]),
+        ("liver", [0, 1, 1, 1, 1, 0]),
+        ("tumor", [0, 0, 1, 1, 0, 0]),
+    ):
         target = augment.task_target(values, task)
         assert target.dtype == np.uint8 and target.tolist() == expected
 
@@ -92,9 +100,13 @@ def test_c_ordered_copies_any_layout(layout):
     """The plane-by-plane copy NIfTI volumes go through: equal to numpy's, C-contiguous,
     and no copy of an array that already is one."""
     base = np.random.default_rng(0).random((9, 7, 5)).astype(np.float32)
-    volume = {"fortran": np.asfortranarray(base), "flipped": base[::-1, :, ::-1],
-              "canonical view": np.asfortranarray(base).transpose(1, 0, 2)[:, ::-1], "c": base,
-              "2d": np.asfortranarray(base[0])}[layout]
+    volume = {
+        "fortran": np.asfortranarray(base),
+        "flipped": base[::-1, :, ::-1],
+        "canonical view": np.asfortranarray(base).transpose(1, 0, 2)[:, ::-1],
+        "c": base,
+        "2d": np.asfortranarray(base[0]),
+    }[layout]
     out = c_ordered(volume)
     assert out.flags.c_contiguous and out.dtype == volume.dtype
     assert np.array_equal(out, volume)
@@ -116,8 +128,11 @@ def test_znormalise_equals_torchio_bit_for_bit(layout):
     time and memory); its values must stay TorchIO's exactly, whatever the tensor's
     memory layout after earlier transforms."""
     data = torch.from_numpy(np.random.default_rng(5).gamma(2.0, 50.0, (1, 37, 29, 11)).astype(np.float32))
-    data = {"contiguous": data, "flipped": data.flip(1),
-            "permuted": data.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3)}[layout]
+    data = {
+        "contiguous": data,
+        "flipped": data.flip(1),
+        "permuted": data.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3),
+    }[layout]
     ours = augment.ZNormalise()(tio.ScalarImage(tensor=data)).data
     theirs = tio.ZNormalization()(tio.ScalarImage(tensor=data)).data
     assert ours.dtype == theirs.dtype == torch.float32
@@ -150,7 +165,10 @@ def test_random_bias_field_equals_torchio_under_one_seed(lps_subject):
     subject = augment.make_subject(lps_subject, "multiclass")
     subject.load()
     outputs = []
-    for transform in (augment.RandomBiasField(coefficients=0.5), tio.RandomBiasField(coefficients=0.5)):
+    for transform in (
+        augment.RandomBiasField(coefficients=0.5),
+        tio.RandomBiasField(coefficients=0.5),
+    ):
         torch.manual_seed(7)
         outputs.append(transform(subject))
     ours, theirs = outputs
@@ -181,8 +199,20 @@ def test_training_transform_pads_short_volumes_and_keeps_labels(lps_subject):
         assert out["image"].data.dtype == torch.float32
 
 
-@pytest.mark.parametrize("probabilities", [ALL_ON, {"flip": 0.5, "affine": 0.3, "contrast": 0.3, "gamma": 0.3,
-                                                   "bias_field": 0.3, "noise": 0.3}])
+@pytest.mark.parametrize(
+    "probabilities",
+    [
+        ALL_ON,
+        {
+            "flip": 0.5,
+            "affine": 0.3,
+            "contrast": 0.3,
+            "gamma": 0.3,
+            "bias_field": 0.3,
+            "noise": 0.3,
+        },
+    ],
+)
 def test_training_transform_equals_torchio_reference(lps_subject, probabilities):
     """liverseg's pipeline (one copy per subject, the separable bias field, ZNormalise) is
     TorchIO's own pipeline to the bit under the same seed, and leaves its input alone."""
@@ -193,7 +223,9 @@ def test_training_transform_equals_torchio_reference(lps_subject, probabilities)
         outputs = []
         for reference in (False, True):
             torch.manual_seed(seed)
-            outputs.append(augment.training_transform(probabilities, (32, 32, 16), torchio_reference=reference)(subject))
+            outputs.append(
+                augment.training_transform(probabilities, (32, 32, 16), torchio_reference=reference)(subject)
+            )
         ours, theirs = outputs
         assert torch.equal(ours["image"].data, theirs["image"].data)
         assert torch.equal(ours["label"].data, theirs["label"].data)
@@ -234,8 +266,10 @@ def test_labels_collate_across_stored_dtypes(tmp_path):
         image, label = phantom(seed=n)
         write_pair(tmp_path, n, image, label.astype(dtype), np.diag([0.8, 0.8, 3.0, 1.0]))
         records.append(record(tmp_path, n))
-    dataset = tio.SubjectsDataset([augment.make_subject(r, "tumor") for r in records],
-                                  transform=augment.training_transform(ALL_ON, (16, 16, 8)))
+    dataset = tio.SubjectsDataset(
+        [augment.make_subject(r, "tumor") for r in records],
+        transform=augment.training_transform(ALL_ON, (16, 16, 8)),
+    )
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
     assert batch["label"][tio.DATA].dtype == augment.LABEL_DTYPE
     assert set(batch["label"][tio.DATA].unique().tolist()) <= {0, 1}
@@ -251,11 +285,14 @@ def test_random_contrast_scales_about_mean_within_range():
     assert float(out.min()) == -2 and float(out.max()) == 2  # clipped to the original range
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"rotation": 0.5}, "unknown key"),
-    ({"flip": 1.5}, r"augmentation.flip: a probability"),
-    ({"noise": "yes"}, r"augmentation.noise: a probability"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"rotation": 0.5}, "unknown key"),
+        ({"flip": 1.5}, r"augmentation.flip: a probability"),
+        ({"noise": "yes"}, r"augmentation.noise: a probability"),
+    ],
+)
 def test_bad_augmentation_config(cfg, message):
     with pytest.raises(ConfigError, match=message):
         augment.training_transform(cfg, (32, 32, 32))

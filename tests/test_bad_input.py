@@ -16,7 +16,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_atlas, phantom, write_pair
 from workflow_helpers import copy_workflow, run_snakemake, write_yaml
 
@@ -50,7 +49,14 @@ def shape_mismatch(root):
 
 def affine_mismatch(root):
     image, label = phantom(seed=BROKEN)
-    write_pair(root, BROKEN, image, label, np.diag([0.8, 0.8, 3.0, 1]), label_affine=np.diag([0.8, 0.8, 2.5, 1]))
+    write_pair(
+        root,
+        BROKEN,
+        image,
+        label,
+        np.diag([0.8, 0.8, 3.0, 1]),
+        label_affine=np.diag([0.8, 0.8, 2.5, 1]),
+    )
 
 
 def label_value_3(root):
@@ -110,8 +116,15 @@ CASES = {
 def written_results(work) -> list[str]:
     """Files under results/ other than logs (a failed job's log is expected)."""
     results = work / "results"
-    return sorted(p.relative_to(results).as_posix() for p in results.rglob("*")
-                  if p.is_file() and p.relative_to(results).parts[0] != "logs") if results.exists() else []
+    return (
+        sorted(
+            p.relative_to(results).as_posix()
+            for p in results.rglob("*")
+            if p.is_file() and p.relative_to(results).parts[0] != "logs"
+        )
+        if results.exists()
+        else []
+    )
 
 
 def liverseg_messages(output: str) -> list[str]:
@@ -119,8 +132,16 @@ def liverseg_messages(output: str) -> list[str]:
 
 
 def run_cohort(work, root, *args):
-    return run_snakemake(work, COHORT, "--cores", "1", "--config", f"dataset={{source: atlas, root: '{root}'}}",
-                         *args, timeout=300)
+    return run_snakemake(
+        work,
+        COHORT,
+        "--cores",
+        "1",
+        "--config",
+        f"dataset={{source: atlas, root: '{root}'}}",
+        *args,
+        timeout=300,
+    )
 
 
 def test_valid_cohort_is_read(tmp_path):
@@ -156,7 +177,10 @@ CONFIG_ERRORS = {
     ),
     "unknown_nested_key": (
         {"training": {"max_epoch": 3}},
-        ["liverseg: config error: training.max_epoch: unknown key (allowed: learning_rate, ", "max_epochs, "],
+        [
+            "liverseg: config error: training.max_epoch: unknown key (allowed: learning_rate, ",
+            "max_epochs, ",
+        ],
     ),
     "wrong_value": (
         {"training": {"max_epochs": 0}},
@@ -168,12 +192,26 @@ CONFIG_ERRORS = {
     ),
     # DynUNet's rule at the start, not in the training job after the data preparation
     "dynunet_patch_size": (
-        {"models": {"dynunet_multiclass": {"network": "dynunet", "task": "multiclass", "patch_size": [64, 64, 36]}}},
-        ["liverseg: config error: models.dynunet_multiclass.patch_size [64, 64, 36]: axis 2 (36)", "DynUNet"],
+        {
+            "models": {
+                "dynunet_multiclass": {
+                    "network": "dynunet",
+                    "task": "multiclass",
+                    "patch_size": [64, 64, 36],
+                }
+            }
+        },
+        [
+            "liverseg: config error: models.dynunet_multiclass.patch_size [64, 64, 36]: axis 2 (36)",
+            "DynUNet",
+        ],
     ),
     "number_read_as_text": (
         {"training": {"learning_rate": "1e-3"}},
-        ["liverseg: config error: training.learning_rate: '1e-3' is not of type 'number'", "write 1.0e-3"],
+        [
+            "liverseg: config error: training.learning_rate: '1e-3' is not of type 'number'",
+            "write 1.0e-3",
+        ],
     ),
     "nan": (
         {"training": {"learning_rate": float("nan")}},

@@ -32,7 +32,7 @@ AFFINE = np.array([[2.0, 0, 0, -19], [0, 2.0, 0, -19], [0, 0, 3.0, -16.5], [0, 0
 
 def label_volume(shift: int = 0) -> np.ndarray:
     label = np.zeros(SHAPE, np.uint8)
-    label[5 + shift:15, 5:15, 3:9] = 1
+    label[5 + shift : 15, 5:15, 3:9] = 1
     label[8:11, 8:11, 5:7] = 2
     return label
 
@@ -59,12 +59,25 @@ def write_model(path: Path) -> Path:
     from liverseg.augment import class_names
     from liverseg.train import _build_network, _State, _write_model
 
-    spec = {"network": "dynunet", "task": "multiclass", "out_channels": 3, "class_names": class_names("multiclass"),
-            "patch_size": [16, 16, 16], "ahnet_cfg": {}, "dynunet_cfg": {"filters": 2},
-            "median_spacing": [2.0, 2.0, 3.0]}
+    spec = {
+        "network": "dynunet",
+        "task": "multiclass",
+        "out_channels": 3,
+        "class_names": class_names("multiclass"),
+        "patch_size": [16, 16, 16],
+        "ahnet_cfg": {},
+        "dynunet_cfg": {"filters": 2},
+        "median_spacing": [2.0, 2.0, 3.0],
+    }
     torch.manual_seed(0)
-    state = _State(epoch=1, best_loss=0.5, best_epoch=1, best_state=_build_network(spec, None).state_dict(),
-                   since_best=0, history=[])
+    state = _State(
+        epoch=1,
+        best_loss=0.5,
+        best_epoch=1,
+        best_state=_build_network(spec, None).state_dict(),
+        since_best=0,
+        history=[],
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_model(path, spec, state)
     return path
@@ -85,13 +98,22 @@ def data(tmp_path_factory) -> Path:
 
 def digests(root: Path) -> dict[str, str]:
     """SHA-256 of every file under `root` (links followed)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def liverseg(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "liverseg.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "liverseg.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def refused(cwd: Path, *args: str, says: list[str], env: dict | None = None, inputs: Path | None = None) -> str:
@@ -123,6 +145,7 @@ PREDICT = ("predict", "--models", "models", "--device", "cpu")
 
 # --- 1. outputs never alias inputs -------------------------------------------------------
 
+
 @pytest.mark.parametrize("output", ["img", "./img/../img", "imglink", "img/"])
 def test_predict_refuses_to_write_over_its_input_folder(data, output):
     (data / "imglink").unlink(missing_ok=True)
@@ -133,29 +156,71 @@ def test_predict_refuses_to_write_over_its_input_folder(data, output):
 
 
 def test_predict_refuses_the_folder_of_an_input_file(data):
-    refused(data, *PREDICT, "--input", "img/im1.nii.gz", "--output", "img", says=["img/im1.nii.gz", "overwrite"])
+    refused(
+        data,
+        *PREDICT,
+        "--input",
+        "img/im1.nii.gz",
+        "--output",
+        "img",
+        says=["img/im1.nii.gz", "overwrite"],
+    )
 
 
 def test_predict_refuses_an_output_that_is_a_file(data):
-    refused(data, *PREDICT, "--input", "img", "--output", "models/fold1/model.pt",
-            says=["models/fold1/model.pt: exists and is not a folder"])
+    refused(
+        data,
+        *PREDICT,
+        "--input",
+        "img",
+        "--output",
+        "models/fold1/model.pt",
+        says=["models/fold1/model.pt: exists and is not a folder"],
+    )
 
 
 def test_evaluate_refuses_to_write_over_a_label(data):
-    refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", "gt/lb0.nii.gz",
-            says=["gt/lb0.nii.gz: is an input", "overwrite"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        "gt",
+        "--out",
+        "gt/lb0.nii.gz",
+        says=["gt/lb0.nii.gz: is an input", "overwrite"],
+    )
 
 
 def test_evaluate_refuses_a_nifti_name_in_an_input_folder(data):
-    refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", "gt/lb60.nii.gz",
-            says=["gt/lb60.nii.gz: a NIfTI name in an input folder"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        "gt",
+        "--out",
+        "gt/lb60.nii.gz",
+        says=["gt/lb60.nii.gz: a NIfTI name in an input folder"],
+    )
     assert not (data / "gt/lb60.nii.gz").exists()
 
 
 def test_evaluate_refuses_an_output_linked_to_a_prediction(data, tmp_path):
     (tmp_path / "metrics.tsv").symlink_to(data / "pred/im1.nii.gz")
-    refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", str(tmp_path / "metrics.tsv"),
-            says=["metrics.tsv: is the input pred/im1.nii.gz"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        "gt",
+        "--out",
+        str(tmp_path / "metrics.tsv"),
+        says=["metrics.tsv: is the input pred/im1.nii.gz"],
+    )
 
 
 SYNTH = ("synth", "--scale", "16", "--seed", "3")
@@ -171,8 +236,23 @@ def test_synth_refuses_a_folder_that_is_not_empty(tmp_path):
 def test_synth_overwrite_replaces_only_a_cohort(tmp_path):
     (tmp_path / "download").mkdir()
     (tmp_path / "download" / "README").write_text("ATLAS")
-    refused(tmp_path, *SYNTH, "download", "--subjects", "2", "--overwrite", says=["download: holds README"])
-    refused(tmp_path, *SYNTH, "download/README", "--subjects", "2", says=["download/README: exists and is not a folder"])
+    refused(
+        tmp_path,
+        *SYNTH,
+        "download",
+        "--subjects",
+        "2",
+        "--overwrite",
+        says=["download: holds README"],
+    )
+    refused(
+        tmp_path,
+        *SYNTH,
+        "download/README",
+        "--subjects",
+        "2",
+        says=["download/README: exists and is not a folder"],
+    )
 
 
 def test_synth_overwrite_leaves_exactly_the_new_cohort(tmp_path):
@@ -188,11 +268,22 @@ def test_synth_overwrite_leaves_exactly_the_new_cohort(tmp_path):
 
 # --- 2. comparisons that cannot mean anything -------------------------------------------
 
+
 @pytest.mark.parametrize("gt", ["pred", "./pred", "predlink"])
 def test_evaluate_refuses_the_same_folder_twice(data, gt):
     (data / "predlink").unlink(missing_ok=True)
     (data / "predlink").symlink_to("pred")
-    refused(data, "evaluate", "--pred", "pred", "--gt", gt, "--out", "m.tsv", says=["the same folder", "itself"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        gt,
+        "--out",
+        "m.tsv",
+        says=["the same folder", "itself"],
+    )
     assert not (data / "m.tsv").exists()
 
 
@@ -200,8 +291,17 @@ def test_evaluate_refuses_a_prediction_that_is_the_label_file(data, tmp_path):
     (tmp_path / "pred").mkdir()
     (tmp_path / "pred/im0.nii.gz").symlink_to(data / "gt/lb0.nii.gz")
     (tmp_path / "pred/im1.nii.gz").symlink_to(data / "pred/im1.nii.gz")
-    refused(data, "evaluate", "--pred", str(tmp_path / "pred"), "--gt", "gt", "--out", str(tmp_path / "m.tsv"),
-            says=["im0.nii.gz: the ground truth file itself"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred"),
+        "--gt",
+        "gt",
+        "--out",
+        str(tmp_path / "m.tsv"),
+        says=["im0.nii.gz: the ground truth file itself"],
+    )
 
 
 def moved(affine: np.ndarray, how: str) -> np.ndarray:
@@ -221,8 +321,21 @@ def test_evaluate_refuses_a_prediction_on_another_grid(data, tmp_path, how):
     """Same shape and spacing, other place in world space: the metrics would be meaningless."""
     save(tmp_path / "pred/im0.nii.gz", label_volume(), moved(AFFINE, how))
     save(tmp_path / "pred/im1.nii.gz", label_volume())
-    refused(data, "evaluate", "--pred", str(tmp_path / "pred"), "--gt", "gt", "--out", str(tmp_path / "m.tsv"),
-            says=["im0.nii.gz: not on the grid of the ground truth gt/lb0.nii.gz", "mm apart", "tolerance 0.1 mm"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred"),
+        "--gt",
+        "gt",
+        "--out",
+        str(tmp_path / "m.tsv"),
+        says=[
+            "im0.nii.gz: not on the grid of the ground truth gt/lb0.nii.gz",
+            "mm apart",
+            "tolerance 0.1 mm",
+        ],
+    )
     assert not (tmp_path / "m.tsv").exists()
 
 
@@ -232,7 +345,16 @@ def test_evaluate_accepts_the_same_grid_stored_in_another_orientation(data, tmp_
     flip[0, 3] = SHAPE[0] - 1
     save(tmp_path / "pred/im0.nii.gz", label_volume(shift=0)[::-1].copy(), AFFINE @ flip)
     save(tmp_path / "pred/im1.nii.gz", label_volume(shift=1))
-    succeeds(data, "evaluate", "--pred", str(tmp_path / "pred"), "--gt", "gt", "--out", str(tmp_path / "m.tsv"))
+    succeeds(
+        data,
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred"),
+        "--gt",
+        "gt",
+        "--out",
+        str(tmp_path / "m.tsv"),
+    )
     succeeds(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", str(tmp_path / "aligned.tsv"))
     flipped, aligned = (pd.read_csv(tmp_path / name, sep="\t") for name in ("m.tsv", "aligned.tsv"))
     pd.testing.assert_frame_equal(flipped, aligned)
@@ -251,6 +373,7 @@ def test_evaluate_skips_hidden_files(data, tmp_path):
 
 
 # --- 3. everything checked before anything is written ----------------------------------
+
 
 def bad_images(kind: str, folder: Path) -> str:
     """A folder whose second image is bad in one way; returns what the message must say."""
@@ -282,8 +405,16 @@ def bad_images(kind: str, folder: Path) -> str:
 @pytest.mark.parametrize("kind", ["nan", "inf", "4d", "truncated", "singular grid"])
 def test_predict_checks_every_image_before_the_first_output(data, tmp_path, kind):
     says = bad_images(kind, tmp_path / "images")
-    refused(data, *PREDICT, "--input", str(tmp_path / "images"), "--output", str(tmp_path / "out"),
-            says=["cannot segment:", "images/im1.nii.gz: ", says], inputs=tmp_path)
+    refused(
+        data,
+        *PREDICT,
+        "--input",
+        str(tmp_path / "images"),
+        "--output",
+        str(tmp_path / "out"),
+        says=["cannot segment:", "images/im1.nii.gz: ", says],
+        inputs=tmp_path,
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -299,20 +430,38 @@ def test_predict_lists_every_bad_image(data, tmp_path):
 
 def test_predict_refuses_a_file_that_is_no_nifti(data, tmp_path):
     (tmp_path / "scan.txt").write_text("not an image")
-    refused(data, *PREDICT, "--input", str(tmp_path / "scan.txt"), "--output", str(tmp_path / "out"),
-            says=["scan.txt: not a NIfTI image name"])
+    refused(
+        data,
+        *PREDICT,
+        "--input",
+        str(tmp_path / "scan.txt"),
+        "--output",
+        str(tmp_path / "out"),
+        says=["scan.txt: not a NIfTI image name"],
+    )
 
 
 def test_evaluate_checks_every_label_before_writing(data, tmp_path):
     (tmp_path / "gt").mkdir()
     (tmp_path / "gt/lb0.nii.gz").write_bytes((data / "gt/lb0.nii.gz").read_bytes())
     save(tmp_path / "gt/lb1.nii.gz", label_volume() * 2)  # labels up to 4
-    refused(data, "evaluate", "--pred", "pred", "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "m.tsv"),
-            says=["gt/lb1.nii.gz: labels outside {0, 1, 2}: 4"], inputs=tmp_path)
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        str(tmp_path / "gt"),
+        "--out",
+        str(tmp_path / "m.tsv"),
+        says=["gt/lb1.nii.gz: labels outside {0, 1, 2}: 4"],
+        inputs=tmp_path,
+    )
     assert not (tmp_path / "m.tsv").exists()
 
 
 # --- 4. model files carry their checksum -------------------------------------------------
+
 
 def test_a_damaged_model_is_refused_naming_the_file(data, tmp_path):
     damaged = tmp_path / "models/fold1/model.pt"
@@ -324,8 +473,19 @@ def test_a_damaged_model_is_refused_naming_the_file(data, tmp_path):
     raw[at + 8] ^= 0x40
     damaged.write_bytes(raw)
     save(tmp_path / "img/im0.nii.gz", np.ones(SHAPE, np.float32))
-    refused(tmp_path, "predict", "--models", "models", "--device", "cpu", "--input", "img", "--output", "out",
-            says=["models/fold1/model.pt: checksum mismatch"])
+    refused(
+        tmp_path,
+        "predict",
+        "--models",
+        "models",
+        "--device",
+        "cpu",
+        "--input",
+        "img",
+        "--output",
+        "out",
+        says=["models/fold1/model.pt: checksum mismatch"],
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -334,8 +494,16 @@ def test_an_older_model_without_checksum_loads_with_one_warning(data, tmp_path):
     del payload["sha256"]
     (tmp_path / "old/fold1").mkdir(parents=True)
     torch.save(payload, tmp_path / "old/fold1/model.pt")
-    run = liverseg(data, *PREDICT[:2], str(tmp_path / "old"), *PREDICT[3:], "--input", "img",
-                   "--output", str(tmp_path / "out"))
+    run = liverseg(
+        data,
+        *PREDICT[:2],
+        str(tmp_path / "old"),
+        *PREDICT[3:],
+        "--input",
+        "img",
+        "--output",
+        str(tmp_path / "out"),
+    )
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("liverseg: warning:")]
     assert len(warnings) == 1 and "old/fold1/model.pt: no checksum" in warnings[0], run.stderr
@@ -343,8 +511,19 @@ def test_an_older_model_without_checksum_loads_with_one_warning(data, tmp_path):
 
 
 def test_model_named_twice_is_used_once(data, tmp_path):
-    run = liverseg(data, "predict", "--models", "models", "models/fold1/model.pt", "--device", "cpu",
-                   "--input", "img", "--output", str(tmp_path / "twice"))
+    run = liverseg(
+        data,
+        "predict",
+        "--models",
+        "models",
+        "models/fold1/model.pt",
+        "--device",
+        "cpu",
+        "--input",
+        "img",
+        "--output",
+        str(tmp_path / "twice"),
+    )
     assert run.returncode == 0, run.stderr
     assert liverseg(data, *PREDICT, "--input", "img", "--output", str(tmp_path / "once")).returncode == 0
     assert digests(tmp_path / "twice") == digests(tmp_path / "once")
@@ -352,26 +531,60 @@ def test_model_named_twice_is_used_once(data, tmp_path):
 
 # --- 6. one line for every user error ----------------------------------------------------
 
-@pytest.mark.parametrize("device, says", [
-    ("gpu", "device 'gpu': not a device name torch knows"),
-    ("cuda", "device 'cuda': not available here"),
-    ("cuda:7", "device 'cuda:7': not available here"),
-    ("tpu", "not a device name torch knows"),
-])
+
+@pytest.mark.parametrize(
+    "device, says",
+    [
+        ("gpu", "device 'gpu': not a device name torch knows"),
+        ("cuda", "device 'cuda': not available here"),
+        ("cuda:7", "device 'cuda:7': not available here"),
+        ("tpu", "not a device name torch knows"),
+    ],
+)
 def test_predict_refuses_an_unusable_device(data, tmp_path, device, says):
-    refused(data, "predict", "--models", "models", "--device", device, "--input", "img",
-            "--output", str(tmp_path / "out"), says=[says], env={"CUDA_VISIBLE_DEVICES": ""})
+    refused(
+        data,
+        "predict",
+        "--models",
+        "models",
+        "--device",
+        device,
+        "--input",
+        "img",
+        "--output",
+        str(tmp_path / "out"),
+        says=[says],
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_evaluate_refuses_an_existing_folder_as_output(data):
-    refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", "models",
-            says=["models: is a folder; give the output a file name"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        "gt",
+        "--out",
+        "models",
+        says=["models: is a folder; give the output a file name"],
+    )
 
 
 def test_evaluate_refuses_an_output_below_a_file(data):
-    refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", "img/im0.nii.gz/m.tsv",
-            says=["img/im0.nii.gz: exists and is not a folder"])
+    refused(
+        data,
+        "evaluate",
+        "--pred",
+        "pred",
+        "--gt",
+        "gt",
+        "--out",
+        "img/im0.nii.gz/m.tsv",
+        says=["img/im0.nii.gz: exists and is not a folder"],
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -379,8 +592,17 @@ def test_evaluate_refuses_a_read_only_folder_before_computing(data, tmp_path):
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro").chmod(0o555)
     try:
-        refused(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", str(tmp_path / "ro/sub/m.tsv"),
-                says=["ro/sub: cannot write there", "read-only"])
+        refused(
+            data,
+            "evaluate",
+            "--pred",
+            "pred",
+            "--gt",
+            "gt",
+            "--out",
+            str(tmp_path / "ro/sub/m.tsv"),
+            says=["ro/sub: cannot write there", "read-only"],
+        )
     finally:
         (tmp_path / "ro").chmod(0o755)
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
-import nibabel as nib
 import numpy as np
 import pytest
+from conftest import make_atlas, phantom, write_pair
 
 from liverseg.cohort import read_cohort, scan_dataset, write_cohort
 from liverseg.errors import InputError
-
-from conftest import make_atlas, phantom, write_pair
 
 
 def test_reads_layout_phases_and_spacing(tmp_path):
@@ -35,7 +32,13 @@ def test_reorients_to_canonical_with_slices_last(tmp_path):
     image, label = phantom()
     # stored LPS-like with axes permuted: slices first on disk
     affine = np.array([[0, -0.8, 0, 0], [0, 0, -0.8, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])
-    write_pair(root, 0, np.transpose(image, (2, 0, 1)).copy(), np.transpose(label, (2, 0, 1)).copy(), affine)
+    write_pair(
+        root,
+        0,
+        np.transpose(image, (2, 0, 1)).copy(),
+        np.transpose(label, (2, 0, 1)).copy(),
+        affine,
+    )
     table = scan_dataset(root)
     assert table.loc[0, "shape"] == "40,40,12"
     assert table.loc[0, "spacing"] == "0.8,0.8,3"
@@ -75,7 +78,14 @@ def test_shape_mismatch(atlas_root):
 
 def test_affine_mismatch(atlas_root):
     image, label = phantom()
-    write_pair(atlas_root, 3, image, label, np.diag([0.8, 0.8, 3.0, 1]), label_affine=np.diag([0.8, 0.8, 2.5, 1]))
+    write_pair(
+        atlas_root,
+        3,
+        image,
+        label,
+        np.diag([0.8, 0.8, 3.0, 1]),
+        label_affine=np.diag([0.8, 0.8, 2.5, 1]),
+    )
     expect_error(atlas_root, "lb3.nii.gz", "affine")
 
 

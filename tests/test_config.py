@@ -40,12 +40,17 @@ def test_valid_config_passes(config):
 @pytest.mark.parametrize("name", ["demo.yaml", "synthetic.yaml"])
 def test_the_cpu_configs_pass_over_config_yaml(config, name):
     """demo.yaml and synthetic.yaml are read over config.yaml, as `--configfile` merges them."""
-    def merged(base: dict, over: dict) -> dict:
-        return {k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                for k, v in {**base, **over}.items()}
 
-    cpu = merged(yaml.safe_load((REPO / "config/config.yaml").read_text()),
-                 yaml.safe_load((REPO / "config" / name).read_text()))
+    def merged(base: dict, over: dict) -> dict:
+        return {
+            k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            for k, v in {**base, **over}.items()
+        }
+
+    cpu = merged(
+        yaml.safe_load((REPO / "config/config.yaml").read_text()),
+        yaml.safe_load((REPO / "config" / name).read_text()),
+    )
     check_config(cpu, SCHEMA)
     assert cpu["augmentation"]["flip"] == 0
 
@@ -69,7 +74,9 @@ def test_wrong_type_names_the_key(config):
 
 def test_nested_keys_and_list_items(config):
     config["models"]["ahnet_tumor"]["patch_sise"] = [64, 64, 32]
-    assert error_of(config).startswith("models.ahnet_tumor.patch_sise: unknown key (allowed: network, task, patch_size)")
+    assert error_of(config).startswith(
+        "models.ahnet_tumor.patch_sise: unknown key (allowed: network, task, patch_size)"
+    )
     del config["models"]["ahnet_tumor"]["patch_sise"]
     config["ahnet"]["layers"] = [1, 0, 1, 1]
     assert error_of(config) == "ahnet.layers[1]: 0 is less than the minimum of 1"
@@ -79,8 +86,10 @@ def test_nested_keys_and_list_items(config):
 
 
 def test_schema_defaults_are_filled_in():
-    config = {"dataset": {"source": "synthetic"},
-              "models": {"m": {"network": "dynunet", "task": "liver", "patch_size": "auto"}}}
+    config = {
+        "dataset": {"source": "synthetic"},
+        "models": {"m": {"network": "dynunet", "task": "liver", "patch_size": "auto"}},
+    }
     validate_config(config, SCHEMA)
     assert config["training"]["max_epochs"] == 1000
     assert config["dataset"]["synthetic"]["subjects"] == 60
@@ -98,12 +107,18 @@ def test_imagenet_encoder_needs_a_resnet50_and_an_existing_configured_copy(confi
     to the weights."""
     assert config["ahnet"]["encoder"] == "imagenet"  # config.yaml's default: the paper's encoder
     config["ahnet"]["layers"] = [1, 1, 1, 1]
-    with pytest.raises(ConfigError, match=r"ahnet\.layers \[1, 1, 1, 1\]: ahnet\.encoder 'imagenet' is torchvision's ResNet-50"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ahnet\.layers \[1, 1, 1, 1\]: ahnet\.encoder 'imagenet' is torchvision's ResNet-50",
+    ):
         check_config(config, SCHEMA)
     config["ahnet"]["encoder"] = "slices"
     check_config(config, SCHEMA)
     config["ahnet"].update(encoder="imagenet", layers=[3, 4, 6, 3], imagenet_weights=str(tmp_path / "resnet50.pth"))
-    with pytest.raises(ConfigError, match=r"ahnet\.imagenet_weights .*resnet50\.pth: file not found\. Get them one of two ways"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ahnet\.imagenet_weights .*resnet50\.pth: file not found\. Get them one of two ways",
+    ):
         check_config(config, SCHEMA)
     (tmp_path / "resnet50.pth").write_bytes(b"checked by the rule that copies it")
     check_config(config, SCHEMA)
@@ -122,14 +137,16 @@ def test_workflow_start_imports_no_torch():
     this test session imported counts."""
     modules = workflow_imports()
     assert "liverseg.config" in modules, modules
-    code = "\n".join([
-        "import json, sys, yaml",
-        *(f"import {m}" for m in modules),
-        f"config = yaml.safe_load(open({str(REPO / 'config/config.yaml')!r}))",
-        "config['dataset']['source'] = 'synthetic'",
-        f"liverseg.config.check_config(config, {str(SCHEMA)!r})",
-        "print(json.dumps(sorted(m for m in ('torch', 'monai', 'torchio') if m in sys.modules)))",
-    ])
+    code = "\n".join(
+        [
+            "import json, sys, yaml",
+            *(f"import {m}" for m in modules),
+            f"config = yaml.safe_load(open({str(REPO / 'config/config.yaml')!r}))",
+            "config['dataset']['source'] = 'synthetic'",
+            f"liverseg.config.check_config(config, {str(SCHEMA)!r})",
+            "print(json.dumps(sorted(m for m in ('torch', 'monai', 'torchio') if m in sys.modules)))",
+        ]
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.splitlines()[-1]) == [], f"imported by {modules}"
@@ -141,11 +158,14 @@ def check_error_of(config: dict) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("text, hint", [
-    ("1e-3", "(YAML reads 1e-3 as text: write 1.0e-3)"),
-    ("2E+4", "(YAML reads 2E+4 as text: write 2.0E+4)"),
-    ("0.5", "(a number in quotes is text to YAML: write it without quotes)"),
-])
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("1e-3", "(YAML reads 1e-3 as text: write 1.0e-3)"),
+        ("2E+4", "(YAML reads 2E+4 as text: write 2.0E+4)"),
+        ("0.5", "(a number in quotes is text to YAML: write it without quotes)"),
+    ],
+)
 def test_a_number_read_as_text_gets_a_hint(config, text, hint):
     config["training"]["learning_rate"] = text
     assert error_of(config) == f"training.learning_rate: '{text}' is not of type 'number' {hint}"
@@ -156,11 +176,14 @@ def test_yaml_really_reads_1e_3_as_text():
     assert yaml.safe_load("learning_rate: 1.0e-3") == {"learning_rate": 0.001}
 
 
-@pytest.mark.parametrize("section, key, value", [
-    ("training", "learning_rate", float("nan")),
-    ("loss", "margin", float("inf")),
-    ("augmentation", "flip", float("-inf")),  # the schema's bounds catch this one first
-])
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("training", "learning_rate", float("nan")),
+        ("loss", "margin", float("inf")),
+        ("augmentation", "flip", float("-inf")),  # the schema's bounds catch this one first
+    ],
+)
 def test_nan_and_infinite_numbers_are_refused(config, section, key, value):
     config[section][key] = value
     message = check_error_of(config)
@@ -172,8 +195,9 @@ def test_nan_and_infinite_numbers_are_refused(config, section, key, value):
 def test_dynunet_patch_size_is_checked_at_start_with_the_real_key(config, size, axis, factor):
     config["models"]["dynunet_multiclass"]["patch_size"] = size
     message = check_error_of(config)
-    assert message.startswith(f"models.dynunet_multiclass.patch_size {size}: axis {axis} ({size[axis]}) must be a "
-                              f"multiple of {factor}"), message
+    assert message.startswith(
+        f"models.dynunet_multiclass.patch_size {size}: axis {axis} ({size[axis]}) must be a multiple of {factor}"
+    ), message
     assert "<name>" not in message
 
 

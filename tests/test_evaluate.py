@@ -85,8 +85,13 @@ def test_orientation_is_made_canonical(tmp_path):
 
 def test_evaluate_pairs_takes_explicit_subjects(folders):
     gt_dir, pred_dir, arrays = folders
-    frame = evaluate_pairs([("sub-b", gt_dir / "lb1.nii.gz", pred_dir / "im1.nii.gz"),
-                            ("sub-a", gt_dir / "lb0.nii.gz", pred_dir / "im0.nii.gz")], jobs=1)
+    frame = evaluate_pairs(
+        [
+            ("sub-b", gt_dir / "lb1.nii.gz", pred_dir / "im1.nii.gz"),
+            ("sub-a", gt_dir / "lb0.nii.gz", pred_dir / "im0.nii.gz"),
+        ],
+        jobs=1,
+    )
     assert list(frame.subject) == ["sub-b", "sub-a"]  # the order given
     assert frame.loc[1, "liver_dice"] == pytest.approx(subject_metrics(*arrays["im0"], SPACING)["liver_dice"])
 

@@ -23,9 +23,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from workflow_helpers import (TINY, copy_workflow, finish, job_processes, job_stats, kill_group, planned_jobs,
-                              run_snakemake, snapshot, start_snakemake, wait_for, write_yaml)
+from workflow_helpers import (
+    TINY,
+    copy_workflow,
+    finish,
+    job_processes,
+    job_stats,
+    kill_group,
+    planned_jobs,
+    run_snakemake,
+    snapshot,
+    start_snakemake,
+    wait_for,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +71,9 @@ def train_log(work: Path, fold: int) -> Path:
 
 def log_lines(path: Path) -> list[str]:
     """The log without tqdm's progress bars."""
-    return [line for line in path.read_text().replace("\r", "\n").splitlines() if line.startswith(("[train]", "liverseg"))]
+    return [
+        line for line in path.read_text().replace("\r", "\n").splitlines() if line.startswith(("[train]", "liverseg"))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +98,16 @@ def test_interrupted_snakemake_reruns_only_the_incomplete_job(workdir):
     process = start_snakemake(workdir, *targets, *ARGS, log=workdir / "interrupted.out")
     try:
         mid_training = wait_for(
-            lambda: [f for f in folds if (workdir / model_dir(f) / "checkpoint.pt").exists()
-                     and all((workdir / target(other)).exists() for other in folds if other != f)],
-            2 * TRAIN_TIMEOUT, "the first model and the second job's first checkpoint", process)
+            lambda: [
+                f
+                for f in folds
+                if (workdir / model_dir(f) / "checkpoint.pt").exists()
+                and all((workdir / target(other)).exists() for other in folds if other != f)
+            ],
+            2 * TRAIN_TIMEOUT,
+            "the first model and the second job's first checkpoint",
+            process,
+        )
         jobs = job_processes(process, "train.py")
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: snakemake and its jobs
         run = finish(process, 300)
@@ -135,8 +155,13 @@ def stopped(workdir):
         run = finish(process, 300)
     finally:
         kill_group(process)
-    return {"fold": fold, "run": run, "checkpoint": checkpoint, "saved": checkpoint.read_bytes(),
-            "log": log_lines(train_log(workdir, fold))}
+    return {
+        "fold": fold,
+        "run": run,
+        "checkpoint": checkpoint,
+        "saved": checkpoint.read_bytes(),
+        "log": log_lines(train_log(workdir, fold)),
+    }
 
 
 def test_sigterm_to_training_job_leaves_checkpoint(workdir, stopped):

@@ -33,8 +33,18 @@ def test_figures_4_and_5_are_written_with_and_without_lesions(tmp_path, empty):
         assert list(table.columns) == COLUMNS
     fig4, fig5 = tmp_path / "fig4.png", tmp_path / "fig5.png"
     uncertainty_figure(table, fig4, pipeline="multiclass", cohort_name="test")
-    cases = [] if empty else [{"subject": "im0", "image": seg.astype(np.float32),
-                              "lesions": label_components(seg == 2)[0], "table": table}]
+    cases = (
+        []
+        if empty
+        else [
+            {
+                "subject": "im0",
+                "image": seg.astype(np.float32),
+                "lesions": label_components(seg == 2)[0],
+                "table": table,
+            }
+        ]
+    )
     cases_figure(cases, fig5, pipeline="multiclass", cohort_name="test")
     for png in (fig4, fig5):
         pixels = mpimg.imread(png)
@@ -52,11 +62,25 @@ def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
     from liverseg.figures import draw_pipelines_figure
     from liverseg.segment import describe_pipeline
 
-    models = {"ahnet_multiclass": {"network": "ahnet", "task": "multiclass", "patch_size": [256, 256, 64]},
-              "ahnet_liver": {"network": "ahnet", "task": "liver", "patch_size": [256, 256, 64]},
-              "ahnet_tumor": {"network": "ahnet", "task": "tumor", "patch_size": "auto"},
-              "dynunet_multiclass": {"network": "dynunet", "task": "multiclass", "patch_size": [64, 64, 32]}}
-    sizes = {"ahnet_multiclass": [256, 256, 64], "ahnet_liver": [256, 256, 64], "ahnet_tumor": [96, 96, 32]}
+    models = {
+        "ahnet_multiclass": {
+            "network": "ahnet",
+            "task": "multiclass",
+            "patch_size": [256, 256, 64],
+        },
+        "ahnet_liver": {"network": "ahnet", "task": "liver", "patch_size": [256, 256, 64]},
+        "ahnet_tumor": {"network": "ahnet", "task": "tumor", "patch_size": "auto"},
+        "dynunet_multiclass": {
+            "network": "dynunet",
+            "task": "multiclass",
+            "patch_size": [64, 64, 32],
+        },
+    }
+    sizes = {
+        "ahnet_multiclass": [256, 256, 64],
+        "ahnet_liver": [256, 256, 64],
+        "ahnet_tumor": [96, 96, 32],
+    }
     multi = describe_pipeline("multiclass", models, sizes, encoder="imagenet", dilation_mm=5, closing_mm=3)
     dual = describe_pipeline("dual_binary", models, sizes, encoder="slices", dilation_mm=5, closing_mm=3)
     assert multi.models == ["ahnet_multiclass\nAHNet, 3 classes\n256×256×64 patches\nImageNet encoder"]
@@ -67,7 +91,13 @@ def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
 
     (tmp_path / "patch_sizes.json").write_text(json.dumps({"recommended": {"tumor": [96, 96, 32]}}))
     rules = {"train": "train", "predict": "predict", "segment": "segment"}
-    draw_pipelines_figure(tmp_path / "patch_sizes.json", tmp_path / "fig2.png", models=models, encoder="imagenet",
-                          postprocess={"dilation_mm": 5, "closing_mm": 3}, rules=rules)
+    draw_pipelines_figure(
+        tmp_path / "patch_sizes.json",
+        tmp_path / "fig2.png",
+        models=models,
+        encoder="imagenet",
+        postprocess={"dilation_mm": 5, "closing_mm": 3},
+        rules=rules,
+    )
     pixels = mpimg.imread(tmp_path / "fig2.png")
     assert pixels.shape[1] > pixels.shape[0] > 500  # two rows of boxes, wide

@@ -87,8 +87,7 @@ PAPER_TABLE1_TEXT = """
 5	24	6	0	6	4	3	1	1	2	1	6	1	1	2	2
 """
 # ATLAS's phase strings (misspellings included) in their counts over the 60 subjects.
-ATLAS_STRINGS = (["arterial"] * 33 + ["portal"] * 10 + ["delayed"] * 8 + ["unkown"] * 7
-                 + ["no contrast agent"] * 2)
+ATLAS_STRINGS = ["arterial"] * 33 + ["portal"] * 10 + ["delayed"] * 8 + ["unkown"] * 7 + ["no contrast agent"] * 2
 
 
 def test_paper_scheme_regenerates_table1_cell_for_cell(tmp_path):
@@ -96,22 +95,35 @@ def test_paper_scheme_regenerates_table1_cell_for_cell(tmp_path):
     the folds stage writes the paper's Table 1, every cell."""
     import random
 
+    from conftest import make_atlas
+
     from liverseg.cohort import write_cohort
     from liverseg.folds import write_folds
-
-    from conftest import make_atlas
 
     strings = list(ATLAS_STRINGS)
     random.Random(0).shuffle(strings)
     root = make_atlas(tmp_path / "train", n_subjects=60, phases=strings)
     write_cohort(root, tmp_path / "cohort.tsv")
-    folds = write_folds(tmp_path / "cohort.tsv", tmp_path / "folds.json", tmp_path / "table1", seed=2023, n_folds=5,
-                        validation_fraction=8 / 60, scheme="paper")
+    folds = write_folds(
+        tmp_path / "cohort.tsv",
+        tmp_path / "folds.json",
+        tmp_path / "table1",
+        seed=2023,
+        n_folds=5,
+        validation_fraction=8 / 60,
+        scheme="paper",
+    )
     table = pd.read_csv(tmp_path / "table1.tsv", sep="\t")
     expected = [[int(v) for v in line.split("\t")] for line in PAPER_TABLE1_TEXT.strip().splitlines()]
     assert table.to_numpy().tolist() == expected
-    assert list(table.columns[:6]) == ["Fold", "Training (N=40) A", "Training (N=40) D", "Training (N=40) NC",
-                                       "Training (N=40) P", "Training (N=40) U"]
+    assert list(table.columns[:6]) == [
+        "Fold",
+        "Training (N=40) A",
+        "Training (N=40) D",
+        "Training (N=40) NC",
+        "Training (N=40) P",
+        "Training (N=40) U",
+    ]
     assert sorted(s for f in folds["folds"] for s in f["test"]) == sorted(f"im{i}" for i in range(60))
 
 
@@ -134,8 +146,10 @@ def test_paper_scheme_is_a_valid_cross_validation_drawn_by_the_seed(seed):
 
 def test_paper_scheme_refuses_other_cohorts_naming_the_totals():
     phases = atlas_phases({"A": 30, "P": 13, "D": 8, "U": 7, "NC": 2})
-    message = (r"the paper's Table 1 deals 60 subjects \(A 33, D 8, NC 2, P 10, U 7\); this cohort has "
-               r"60 subjects \(A 30, D 8, NC 2, P 13, U 7\)")
+    message = (
+        r"the paper's Table 1 deals 60 subjects \(A 33, D 8, NC 2, P 10, U 7\); this cohort has "
+        r"60 subjects \(A 30, D 8, NC 2, P 13, U 7\)"
+    )
     with pytest.raises(InputError, match=message):
         make_folds(phases, seed=0, scheme="paper")
     with pytest.raises(ConfigError, match="folds.n_folds 3"):

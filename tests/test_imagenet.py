@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_atlas
 
 from liverseg import imagenet
 from liverseg.cohort import scan_dataset
@@ -14,8 +15,6 @@ from liverseg.encoders import check_encoder_source
 from liverseg.errors import ConfigError, InputError
 from liverseg.imagenet import fetch_weights
 from liverseg.train import load_model, train_model
-
-from conftest import make_atlas
 
 BOTH_WAYS = r"Get them one of two ways: run the workflow once where .* can be reached .* set ahnet\.imagenet_weights"
 
@@ -39,8 +38,14 @@ def test_wrong_checksum_is_one_clear_error_and_caches_nothing(torchvision_weight
     other = tmp_path / "other.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, other)
     out = tmp_path / "cache" / "resnet50.pth"
-    for kwargs, named in (({"source": other}, str(other)), ({"url": other.as_uri()}, f"the download of {other.as_uri()}")):
-        with pytest.raises(InputError, match=rf"{named}: SHA-256 \w+\.\.\., expected {imagenet.SHA256_PREFIX}\.\.\. .*{BOTH_WAYS}"):
+    for kwargs, named in (
+        ({"source": other}, str(other)),
+        ({"url": other.as_uri()}, f"the download of {other.as_uri()}"),
+    ):
+        with pytest.raises(
+            InputError,
+            match=rf"{named}: SHA-256 \w+\.\.\., expected {imagenet.SHA256_PREFIX}\.\.\. .*{BOTH_WAYS}",
+        ):
             fetch_weights(out, **kwargs)
         assert not out.exists() and list(out.parent.iterdir()) == []  # no half-written or wrong cache
 
@@ -72,13 +77,24 @@ def training_kwargs(encoder: str, layers=(3, 4, 6, 3)) -> dict:
         "model": {"network": "ahnet", "task": "liver", "patch_size": [64, 64, 32]},
         "ahnet_cfg": {"layers": list(layers), "psp_block_num": 1, "encoder": encoder},
         "dynunet_cfg": {"filters": 4},
-        "training": {"learning_rate": 1e-30, "batch_size": 1, "max_epochs": 1, "patience": 1,
-                     "iterations_per_epoch": 1, "samples_per_volume": 1, "queue_length": 1, "num_workers": 0,
-                     "label_probabilities": {"background": 1, "liver": 1, "tumor": 1}, "keep_checkpoint": False},
+        "training": {
+            "learning_rate": 1e-30,
+            "batch_size": 1,
+            "max_epochs": 1,
+            "patience": 1,
+            "iterations_per_epoch": 1,
+            "samples_per_volume": 1,
+            "queue_length": 1,
+            "num_workers": 0,
+            "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
+            "keep_checkpoint": False,
+        },
         "loss": {"margin": 10, "alpha": 0.1},
         "augmentation": {k: 0.0 for k in ("flip", "affine", "contrast", "gamma", "bias_field", "noise")},
         "inference": {"overlap": 0.0, "mode": "constant", "sw_batch_size": 1},
-        "seed": 0, "median_spacing": list(SPACING), "threads": 1,
+        "seed": 0,
+        "median_spacing": list(SPACING),
+        "threads": 1,
     }
 
 
@@ -87,28 +103,58 @@ def test_ahnet_encoder_starts_from_the_imagenet_weights(torchvision_weights, rec
     """The paper's ResNet-50 AHNet trained from the ImageNet file: after a step that moves
     nothing, its encoder's kernels are the file's, RGB channels as the first kernel's taps."""
     path, state = torchvision_weights
-    train_model(records["train"], records["validation"], out_dir=tmp_path / "model", encoder_path=str(path),
-                **training_kwargs("imagenet"))
+    train_model(
+        records["train"],
+        records["validation"],
+        out_dir=tmp_path / "model",
+        encoder_path=str(path),
+        **training_kwargs("imagenet"),
+    )
     net, spec = load_model(tmp_path / "model" / "model.pt")
     weights = net.state_dict()
     assert spec["ahnet_cfg"]["encoder"] == "imagenet"
     assert torch.equal(weights["conv1.weight"], state["conv1.weight"].permute(0, 2, 3, 1)[:, None])
-    for name in ("layer1.0.conv1.weight", "layer2.3.conv2.weight", "layer3.5.conv3.weight", "layer4.0.downsample.0.weight"):
+    for name in (
+        "layer1.0.conv1.weight",
+        "layer2.3.conv2.weight",
+        "layer3.5.conv3.weight",
+        "layer4.0.downsample.0.weight",
+    ):
         assert torch.equal(weights[name], state[name][..., None]), name
 
 
-@pytest.mark.parametrize("encoder, path, message", [
-    ("imagenet", None, r"ahnet\.encoder 'imagenet': no encoder file given \(the ImageNet ResNet-50 weights"),
-    ("slices", None, r"ahnet\.encoder 'slices': no encoder file given \(the fold's 2\.5D-pretrained encoder"),
-    ("none", "encoder.pt", r"ahnet\.encoder 'none' starts from random weights, yet the encoder file encoder\.pt"),
-    (None, None, r"ahnet\.encoder None: expected one of imagenet, slices, none"),
-])
+@pytest.mark.parametrize(
+    "encoder, path, message",
+    [
+        (
+            "imagenet",
+            None,
+            r"ahnet\.encoder 'imagenet': no encoder file given \(the ImageNet ResNet-50 weights",
+        ),
+        (
+            "slices",
+            None,
+            r"ahnet\.encoder 'slices': no encoder file given \(the fold's 2\.5D-pretrained encoder",
+        ),
+        (
+            "none",
+            "encoder.pt",
+            r"ahnet\.encoder 'none' starts from random weights, yet the encoder file encoder\.pt",
+        ),
+        (None, None, r"ahnet\.encoder None: expected one of imagenet, slices, none"),
+    ],
+)
 def test_no_setting_but_none_starts_from_random_weights(records, tmp_path, encoder, path, message):
     """Before any data is read or network built: an AHNet without the file its setting
     names (or with a file and 'none', or no setting at all) does not train."""
     kwargs = training_kwargs(encoder, layers=(1, 1, 1, 1))
     with pytest.raises(ConfigError, match=message):
-        train_model([{"subject": "never-read"}], [{"subject": "never-read"}], out_dir=tmp_path, encoder_path=path,
-                    **kwargs)
+        train_model(
+            [{"subject": "never-read"}],
+            [{"subject": "never-read"}],
+            out_dir=tmp_path,
+            encoder_path=path,
+            **kwargs,
+        )
     assert not any(tmp_path.iterdir())
     check_encoder_source("none", None)  # the one random start, and only when it is asked for

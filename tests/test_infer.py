@@ -64,11 +64,14 @@ def test_logits_are_blended_network_outputs(image):
     np.testing.assert_allclose(logits[0, 0].numpy(), normalise(image), atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"overlap": 1.0}, "overlap"),
-    ({"mode": "hann"}, "mode"),
-    ({"patch_size": (32, 32)}, "patch size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"overlap": 1.0}, "overlap"),
+        ({"mode": "hann"}, "mode"),
+        ({"patch_size": (32, 32)}, "patch size"),
+    ],
+)
 def test_bad_arguments(image, kwargs, message):
     args = {"patch_size": (32, 32, 16), **kwargs}
     with pytest.raises(InputError, match=message):
@@ -91,8 +94,12 @@ def test_normalise_equals_torchio_bit_for_bit(layout):
     augment.normalise); the values must stay exactly TorchIO's, whatever the layout."""
     rng = np.random.default_rng(3)
     image = rng.gamma(2.0, 50.0, (37, 29, 11))
-    image = {"float32": image.astype(np.float32), "float64": image, "reversed": image[::-1, :, ::-1],
-             "fortran": np.asfortranarray(image)}[layout]
+    image = {
+        "float32": image.astype(np.float32),
+        "float64": image,
+        "reversed": image[::-1, :, ::-1],
+        "fortran": np.asfortranarray(image),
+    }[layout]
     expected = tio.ZNormalization()(torch.from_numpy(np.asarray(image, np.float32)[None].copy()))[0].numpy()
     assert np.array_equal(normalise(image), expected)
 
@@ -107,6 +114,5 @@ def test_prediction_equals_monai_sliding_window_inference(image):
     x = torch.from_numpy(image.astype(np.float32))[None, None]
     x = (x - x.mean()) / x.std()
     with torch.no_grad():
-        logits = sliding_window_inference(x, (32, 32, 16), 3, net, overlap=0.5, mode="gaussian",
-                                          cval=float(x.min()))
+        logits = sliding_window_inference(x, (32, 32, 16), 3, net, overlap=0.5, mode="gaussian", cval=float(x.min()))
     np.testing.assert_allclose(probs, torch.softmax(logits, dim=1)[0].numpy(), rtol=0, atol=1e-6)

@@ -59,8 +59,11 @@ def test_window_transposed_convolution_equals_pytorch_s(kernel, bias, monkeypatc
     plain, window = _transposed_pair(16, 8, kernel, kernel, bias=bias)
     x = torch.randn(2, 16, 5, 3, 4)
     expected = plain(x).detach()
-    monkeypatch.setattr(torch.nn.functional, "conv_transpose3d",
-                        lambda *a, **k: pytest.fail("PyTorch's transposed convolution ran"))
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "conv_transpose3d",
+        lambda *a, **k: pytest.fail("PyTorch's transposed convolution ran"),
+    )
     with torch.no_grad():
         got = window(x)
     assert got.shape == expected.shape

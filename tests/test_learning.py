@@ -24,10 +24,22 @@ from liverseg.synthetic import write_cohort
 from liverseg.train import TrainingConfig, load_model, patch_batches, train_model, training_patches
 
 SCALE = 6.0
-PATCH = [64, 64, 16]  # the whole cross-section at this scale: context tells the liver from the spleen
-TRAINING = {"learning_rate": 3e-3, "batch_size": 2, "max_epochs": 6, "patience": 6, "iterations_per_epoch": 20,
-            "samples_per_volume": 4, "queue_length": 8, "num_workers": 0,
-            "label_probabilities": {"background": 1, "liver": 1, "tumor": 1}}
+PATCH = [
+    64,
+    64,
+    16,
+]  # the whole cross-section at this scale: context tells the liver from the spleen
+TRAINING = {
+    "learning_rate": 3e-3,
+    "batch_size": 2,
+    "max_epochs": 6,
+    "patience": 6,
+    "iterations_per_epoch": 20,
+    "samples_per_volume": 4,
+    "queue_length": 8,
+    "num_workers": 0,
+    "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
+}
 AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "noise": 0.2}
 LIVER_DICE = 0.7
 
@@ -47,11 +59,21 @@ def cohort_records(tmp_path_factory):
 def trained(cohort_records, tmp_path_factory):
     train, validation = cohort_records
     out = tmp_path_factory.mktemp("model")
-    train_model(train, validation, model={"network": "dynunet", "task": "multiclass", "patch_size": PATCH},
-                ahnet_cfg={}, dynunet_cfg={"filters": 8}, training=TRAINING,
-                loss={"margin": 10, "alpha": 0.1, "dice_weight": 1.0}, augmentation=AUGMENTATION,
-                inference={"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4},
-                out_dir=out, seed=3, median_spacing=median_spacing(train), threads=2)
+    train_model(
+        train,
+        validation,
+        model={"network": "dynunet", "task": "multiclass", "patch_size": PATCH},
+        ahnet_cfg={},
+        dynunet_cfg={"filters": 8},
+        training=TRAINING,
+        loss={"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
+        augmentation=AUGMENTATION,
+        inference={"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4},
+        out_dir=out,
+        seed=3,
+        median_spacing=median_spacing(train),
+        threads=2,
+    )
     return out
 
 

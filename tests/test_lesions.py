@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from liverseg.errors import InputError
-from liverseg.lesions import COLUMNS, fill_status, lesion_table, read_lesion_table, spearman, uncertainty_auroc
+from liverseg.lesions import (
+    COLUMNS,
+    fill_status,
+    lesion_table,
+    read_lesion_table,
+    spearman,
+    uncertainty_auroc,
+)
 
 
 def two_lesions():
@@ -74,7 +81,10 @@ def test_no_lesion_gives_an_empty_table_with_the_columns():
 
 def test_auroc_equals_the_hand_computed_value():
     table = pd.DataFrame(
-        {"uncertainty": [0.5, 0.3, 0.1, 0.3, 0.2, 0.9], "status": ["FP", "FP", "TP", "TP", "TP", ""]}
+        {
+            "uncertainty": [0.5, 0.3, 0.1, 0.3, 0.2, 0.9],
+            "status": ["FP", "FP", "TP", "TP", "TP", ""],
+        }
     )
     # FP 0.5 beats the three TPs (3); FP 0.3 beats 0.1 and 0.2 and ties 0.3 (2.5); 5.5 / 6.
     assert uncertainty_auroc(table) == pytest.approx(5.5 / 6)

@@ -61,7 +61,12 @@ def reference(gt_mask, pred_mask, spacing, tolerance):
 
 @pytest.mark.parametrize(
     "spacing, tolerance, seed",
-    [((0.8, 0.8, 3.0), 5.0, 0), ((1.0, 1.0, 1.0), 2.0, 1), ((0.7, 1.3, 2.5), 5.0, 2), ((1.4, 1.4, 4.6), 1.0, 3)],
+    [
+        ((0.8, 0.8, 3.0), 5.0, 0),
+        ((1.0, 1.0, 1.0), 2.0, 1),
+        ((0.7, 1.3, 2.5), 5.0, 2),
+        ((1.4, 1.4, 4.6), 1.0, 3),
+    ],
 )
 def test_subject_metrics_agree_with_medpy_and_surface_distance(spacing, tolerance, seed):
     gt, pred = labelled_pair(seed=seed)
@@ -185,9 +190,19 @@ def test_accepts_float_and_integer_label_volumes():
 @pytest.mark.parametrize(
     "gt, pred, spacing, message",
     [
-        (np.full((4, 4, 4), 3, np.uint8), np.zeros((4, 4, 4), np.uint8), (1, 1, 1), "ground truth: labels outside"),
+        (
+            np.full((4, 4, 4), 3, np.uint8),
+            np.zeros((4, 4, 4), np.uint8),
+            (1, 1, 1),
+            "ground truth: labels outside",
+        ),
         (np.zeros((4, 4, 4)), np.full((4, 4, 4), 1.5), (1, 1, 1), "prediction: labels outside"),
-        (np.zeros((4, 4, 4), np.int8) - 1, np.zeros((4, 4, 4), np.uint8), (1, 1, 1), "labels outside"),
+        (
+            np.zeros((4, 4, 4), np.int8) - 1,
+            np.zeros((4, 4, 4), np.uint8),
+            (1, 1, 1),
+            "labels outside",
+        ),
         (np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 5), np.uint8), (1, 1, 1), "shape"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), (1, 1), "3D"),
         (np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), (1, 0, 1), "spacing"),
@@ -211,5 +226,7 @@ def test_surfel_areas_equal_surface_distance_table(spacing):
     # Equal to the last bit or two: numpy's norm takes other SIMD paths on AVX-512 than on
     # AVX2 machines, and there the two tables differ by one ulp in some entries.
     np.testing.assert_array_max_ulp(
-        _surfel_area_table(spacing), lookup_tables.create_table_neighbour_code_to_surface_area(spacing), maxulp=2
+        _surfel_area_table(spacing),
+        lookup_tables.create_table_neighbour_code_to_surface_area(spacing),
+        maxulp=2,
     )

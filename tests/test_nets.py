@@ -41,7 +41,8 @@ def small_ahnets():
         (
             [128, 128, 48],
             4,
-            r"models\.ahnet_tumor\.patch_size \[128, 128, 48\]: the slice axis \(48\) must be a multiple of 32 \(AHNet rule\)",
+            r"models\.ahnet_tumor\.patch_size \[128, 128, 48\]: "
+            r"the slice axis \(48\) must be a multiple of 32 \(AHNet rule\)",
         ),
         ([96, 128, 64], 4, r"H \(96\) must be a multiple of 128 with psp_block_num 4"),
         ([128, 96, 64], 3, r"W \(96\) must be a multiple of 64 with psp_block_num 3"),
@@ -128,7 +129,11 @@ def test_dynunet_plan_refuses_a_patch_its_strides_do_not_divide():
 
 def test_build_network_ahnet_output_shape():
     torch.manual_seed(0)
-    ahnet_cfg = {"layers": list(SMALL), "psp_block_num": 1, "encoder": "none"}  # other keys are ignored
+    ahnet_cfg = {
+        "layers": list(SMALL),
+        "psp_block_num": 1,
+        "encoder": "none",
+    }  # other keys are ignored
     net = build_network("ahnet", 3, (64, 64, 32), ahnet_cfg, None, None)
     with torch.no_grad():
         out = net.eval()(torch.randn(1, 1, 64, 64, 32))
@@ -145,7 +150,15 @@ def test_build_network_dynunet_output_shape():
 
 def test_build_network_checks_before_building():
     with pytest.raises(ConfigError, match=r"models\.m\.patch_size \[64, 64, 40\]: the slice axis"):
-        build_network("ahnet", 3, [64, 64, 40], {"layers": SMALL, "psp_block_num": 1}, None, None, key="models.m")
+        build_network(
+            "ahnet",
+            3,
+            [64, 64, 40],
+            {"layers": SMALL, "psp_block_num": 1},
+            None,
+            None,
+            key="models.m",
+        )
     with pytest.raises(ConfigError, match=r"models\.m\.network 'unet'"):
         build_network("unet", 3, [64, 64, 32], None, None, None, key="models.m")
     with pytest.raises(ConfigError, match=r"dynunet\.filters"):
@@ -196,7 +209,10 @@ def test_imagenet_resnet50_loads_from_a_checked_file(torchvision_weights):
 
 def test_missing_or_other_imagenet_weights_say_how_to_get_them(torchvision_weights, tmp_path):
     path, _ = torchvision_weights
-    with pytest.raises(ConfigError, match=r"ahnet\.imagenet_weights .*nothere\.pth: file not found\. Get them one of two ways"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ahnet\.imagenet_weights .*nothere\.pth: file not found\. Get them one of two ways",
+    ):
         load_imagenet_resnet50(tmp_path / "nothere.pth")
     path.write_bytes(path.read_bytes()[:-10])  # a partial download
     with pytest.raises(InputError, match=r"SHA-256 \w+\.\.\., expected \w+\.\.\..*Get them one of two ways"):

@@ -194,11 +194,26 @@ def test_closing_at_the_array_edge_behaves_as_on_an_unbounded_grid():
 @pytest.mark.parametrize(
     "call, word",
     [
-        (lambda: postprocess_multiclass(np.full((4, 4, 4), 3, np.uint8), ISO, dilation_mm=1, closing_mm=1), "labels"),
-        (lambda: postprocess_multiclass(np.zeros((4, 4), np.uint8), ISO, dilation_mm=1, closing_mm=1), "3D"),
-        (lambda: postprocess_multiclass(np.zeros((4, 4, 4), np.uint8), (1, 1), dilation_mm=1, closing_mm=1), "spacing"),
-        (lambda: postprocess_multiclass(np.zeros((4, 4, 4), np.uint8), ISO, dilation_mm=-1, closing_mm=1), "dilation_mm"),
-        (lambda: postprocess_dual_binary(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)), ISO, closing_mm=1), "shape"),
+        (
+            lambda: postprocess_multiclass(np.full((4, 4, 4), 3, np.uint8), ISO, dilation_mm=1, closing_mm=1),
+            "labels",
+        ),
+        (
+            lambda: postprocess_multiclass(np.zeros((4, 4), np.uint8), ISO, dilation_mm=1, closing_mm=1),
+            "3D",
+        ),
+        (
+            lambda: postprocess_multiclass(np.zeros((4, 4, 4), np.uint8), (1, 1), dilation_mm=1, closing_mm=1),
+            "spacing",
+        ),
+        (
+            lambda: postprocess_multiclass(np.zeros((4, 4, 4), np.uint8), ISO, dilation_mm=-1, closing_mm=1),
+            "dilation_mm",
+        ),
+        (
+            lambda: postprocess_dual_binary(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)), ISO, closing_mm=1),
+            "shape",
+        ),
         (lambda: structuring_element(2.0, (1.0, 0.0, 1.0)), "spacing"),
     ],
 )
@@ -208,6 +223,7 @@ def test_bad_input_is_reported(call, word):
 
 
 # --------------------------------------------------------------------------- reference
+
 
 def random_volumes(count: int, seed: int = 0):
     """(seg, liver, tumour, spacing, dilation_mm, closing_mm) of random blobby volumes."""
@@ -237,8 +253,10 @@ def test_closing_never_makes_a_lesion_of_its_own():
     from liverseg.postprocess import label_components
 
     for seg, liver, tumour, spacing, dilation, closing in random_volumes(40, seed=1):
-        for out in (postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing),
-                    postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)):
+        for out in (
+            postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing),
+            postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing),
+        ):
             labels, n = label_components(out == 2)
             assert set(np.unique(labels[tumour & (out == 2)])) >= set(range(1, n + 1))
 

@@ -13,10 +13,28 @@ import yaml
 from liverseg.config import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
-TOPICS = ("Patch sampling", "Iterations per epoch", "Patience", "Validation set", "Validation loss",
-          "Augmentation magnitudes", "MbLS margin m", "MbLS weight λ", "Inference overlap", "Window blending",
-          "Ensemble", "Step 2, multi-class", "Step 3", "Connectivity", "Lesion uncertainty",
-          "Surface-Dice tolerance", "HD vs HD95", "ASSD definition", "Empty masks", "Significance tests")
+TOPICS = (
+    "Patch sampling",
+    "Iterations per epoch",
+    "Patience",
+    "Validation set",
+    "Validation loss",
+    "Augmentation magnitudes",
+    "MbLS margin m",
+    "MbLS weight λ",
+    "Inference overlap",
+    "Window blending",
+    "Ensemble",
+    "Step 2, multi-class",
+    "Step 3",
+    "Connectivity",
+    "Lesion uncertainty",
+    "Surface-Dice tolerance",
+    "HD vs HD95",
+    "ASSD definition",
+    "Empty masks",
+    "Significance tests",
+)
 
 
 def protocol_rows() -> list[dict]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchio as tio
-
+from conftest import phantom, write_pair
 from torchio.constants import MIN_FLOAT_32
 
 from liverseg import augment
@@ -16,20 +16,20 @@ from liverseg.errors import InputError
 from liverseg.sampling import CENTRES, LabelSampler, PatchSubjectsDataset
 from liverseg.train import TrainingConfig, patch_batches, training_patches
 
-from conftest import phantom, write_pair
-
 
 def subject(shape, seed: int = 0, tumour: bool = True) -> tio.Subject:
     rng = np.random.default_rng(seed)
     label = np.zeros(shape, np.uint8)
     h, w, d = shape
-    label[h // 5: 4 * h // 5, w // 4: 3 * w // 4, 1: d - 1] = 1
+    label[h // 5 : 4 * h // 5, w // 4 : 3 * w // 4, 1 : d - 1] = 1
     if tumour:
-        label[h // 2: h // 2 + 3, w // 2: w // 2 + 2, d // 2: d // 2 + 2] = 2
+        label[h // 2 : h // 2 + 3, w // 2 : w // 2 + 2, d // 2 : d // 2 + 2] = 2
     label[rng.random(shape) < 0.02] = 2 if tumour else 1  # scattered voxels: ragged class masks
     image = rng.normal(size=shape).astype(np.float32)
-    return tio.Subject(image=tio.ScalarImage(tensor=torch.from_numpy(image)[None]),
-                       label=tio.LabelMap(tensor=torch.from_numpy(label)[None]))
+    return tio.Subject(
+        image=tio.ScalarImage(tensor=torch.from_numpy(image)[None]),
+        label=tio.LabelMap(tensor=torch.from_numpy(label)[None]),
+    )
 
 
 def torchio_cdf(sampler: tio.LabelSampler, subj: tio.Subject) -> np.ndarray:
@@ -37,13 +37,16 @@ def torchio_cdf(sampler: tio.LabelSampler, subj: tio.Subject) -> np.ndarray:
     return sampler.get_cumulative_distribution_function(probability_map)
 
 
-@pytest.mark.parametrize("shape, patch, weights", [
-    ((64, 48, 20), (32, 32, 16), {0: 1, 1: 2, 2: 4}),      # the config's class weights
-    ((65, 47, 21), (33, 31, 15), {0: 1, 1: 2, 2: 4}),      # odd sides and patch sides
-    ((40, 40, 12), (40, 40, 12), {0: 1, 1: 2, 2: 4}),      # a patch as large as the volume
-    ((64, 48, 20), (32, 32, 16), {0: 0.0, 1: 1.0, 2: 0.5}),  # a class left out, float weights
-    ((64, 48, 20), (16, 16, 8), {0: 1, 1: 4}),             # a binary task
-])
+@pytest.mark.parametrize(
+    "shape, patch, weights",
+    [
+        ((64, 48, 20), (32, 32, 16), {0: 1, 1: 2, 2: 4}),  # the config's class weights
+        ((65, 47, 21), (33, 31, 15), {0: 1, 1: 2, 2: 4}),  # odd sides and patch sides
+        ((40, 40, 12), (40, 40, 12), {0: 1, 1: 2, 2: 4}),  # a patch as large as the volume
+        ((64, 48, 20), (32, 32, 16), {0: 0.0, 1: 1.0, 2: 0.5}),  # a class left out, float weights
+        ((64, 48, 20), (16, 16, 8), {0: 1, 1: 4}),  # a binary task
+    ],
+)
 @pytest.mark.parametrize("block", [1, 7, 4096])
 def test_distribution_equals_torchio_bit_for_bit(shape, patch, weights, block):
     """The kept values are TorchIO's cumulative distribution's, and every draw picks the
@@ -53,7 +56,7 @@ def test_distribution_equals_torchio_bit_for_bit(shape, patch, weights, block):
     subj = subject(shape)
     centres = LabelSampler(patch, "label", weights).distribution(subj, block=block)
     theirs = torchio_cdf(tio.LabelSampler(patch, label_name="label", label_probabilities=weights), subj)
-    kept = theirs[block - 1::block]
+    kept = theirs[block - 1 :: block]
     kept = np.append(kept, theirs[-1]) if theirs.size % block else kept
     assert centres.shape == shape and centres.block_ends.dtype == np.float64
     assert np.array_equal(centres.block_ends, kept)
@@ -81,8 +84,10 @@ def test_same_patches_as_torchio_under_one_seed():
     subj = subject((70, 60, 24), seed=1)
     weights = {0: 1, 1: 2, 2: 4}
     draws = []
-    for sampler in (LabelSampler((32, 32, 16), "label", weights),
-                    tio.LabelSampler((32, 32, 16), label_name="label", label_probabilities=weights)):
+    for sampler in (
+        LabelSampler((32, 32, 16), "label", weights),
+        tio.LabelSampler((32, 32, 16), label_name="label", label_probabilities=weights),
+    ):
         torch.manual_seed(11)
         draws.append(list(sampler(subj, 20)))
     ours, theirs = draws
@@ -147,18 +152,36 @@ def test_training_batches_equal_torchio_queue(tmp_path, workers):
     for n in range(3):
         image, label = phantom(shape=(48, 40, 20), seed=n)
         write_pair(tmp_path, n, image, label, np.diag([0.8, 0.8, 3.0, 1.0]))
-        records.append({"subject": f"im{n}", "image": str(tmp_path / "imagesTr" / f"im{n}.nii.gz"),
-                        "label": str(tmp_path / "labelsTr" / f"lb{n}.nii.gz")})
-    cfg = TrainingConfig.from_mapping({"learning_rate": 0.01, "batch_size": 2, "max_epochs": 1, "patience": 1,
-                                       "iterations_per_epoch": 6, "samples_per_volume": 4, "queue_length": 8,
-                                       "num_workers": workers, "label_probabilities":
-                                       {"background": 1, "liver": 2, "tumor": 4}})
+        records.append(
+            {
+                "subject": f"im{n}",
+                "image": str(tmp_path / "imagesTr" / f"im{n}.nii.gz"),
+                "label": str(tmp_path / "labelsTr" / f"lb{n}.nii.gz"),
+            }
+        )
+    cfg = TrainingConfig.from_mapping(
+        {
+            "learning_rate": 0.01,
+            "batch_size": 2,
+            "max_epochs": 1,
+            "patience": 1,
+            "iterations_per_epoch": 6,
+            "samples_per_volume": 4,
+            "queue_length": 8,
+            "num_workers": workers,
+            "label_probabilities": {"background": 1, "liver": 2, "tumor": 4},
+        }
+    )
     augmentation = {key: 0.5 for key in augment.AUGMENTATIONS}
     patch = (32, 32, 16)
     ours = training_patches(records, "multiclass", patch, augmentation, cfg)
-    theirs = (tio.SubjectsDataset([augment.make_subject(r, "multiclass") for r in records],
-                                  transform=augment.training_transform(augmentation, patch, torchio_reference=True)),
-              tio.LabelSampler(patch, label_name="label", label_probabilities=cfg.sampler_probabilities("multiclass")))
+    theirs = (
+        tio.SubjectsDataset(
+            [augment.make_subject(r, "multiclass") for r in records],
+            transform=augment.training_transform(augmentation, patch, torchio_reference=True),
+        ),
+        tio.LabelSampler(patch, label_name="label", label_probabilities=cfg.sampler_probabilities("multiclass")),
+    )
     batches = []
     for dataset, sampler in (ours, theirs):
         torch.manual_seed(9)

@@ -28,7 +28,7 @@ def test_a_bug_keeps_its_traceback_in_the_log(tmp_path):
     job = _job(tmp_path)
     with pytest.raises(ZeroDivisionError):
         with script_context(job):
-            1 / 0
+            1 / 0  # noqa: B018 (the error under test)
     log = (tmp_path / "job.log").read_text()
     assert "Traceback (most recent call last)" in log
     assert "ZeroDivisionError: division by zero" in log

@@ -19,10 +19,14 @@ def test_dual_binary_aggregates_tumour_over_liver():
     liver = np.zeros((12, 12, 4), np.uint8)
     liver[2:10, 2:10, :] = 1
     tumour = np.zeros_like(liver)
-    tumour[4:6, 4:6, 1:3] = 1      # inside the liver
-    tumour[0, 0, 0] = 1            # outside: kept raw, removed by post-processing
-    result = segment({"liver": probabilities(liver, 2), "tumor": probabilities(tumour, 2)}, (1, 1, 1),
-                     dilation_mm=2, closing_mm=1)
+    tumour[4:6, 4:6, 1:3] = 1  # inside the liver
+    tumour[0, 0, 0] = 1  # outside: kept raw, removed by post-processing
+    result = segment(
+        {"liver": probabilities(liver, 2), "tumor": probabilities(tumour, 2)},
+        (1, 1, 1),
+        dilation_mm=2,
+        closing_mm=1,
+    )
     assert result.raw[4, 4, 1] == 2 and result.raw[3, 3, 1] == 1 and result.raw[0, 0, 0] == 2
     assert result.postprocessed[4, 4, 1] == 2 and result.postprocessed[0, 0, 0] == 0
     assert result.tumor_probability[4, 4, 1] == np.float32(0.9)

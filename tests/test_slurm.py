@@ -34,8 +34,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from workflow_helpers import REPO, TINY, copy_workflow, finish, job_stats, kill_group, start_snakemake
+from workflow_helpers import (
+    REPO,
+    TINY,
+    copy_workflow,
+    finish,
+    job_stats,
+    kill_group,
+    start_snakemake,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -48,8 +55,16 @@ GPU_RULES = {"pretrain_encoder", "train", "predict"}
 GROUP = "prepare"  # the profile's group of data-preparation rules: one SLURM job
 GROUPED = {"synthesize", "cohort", "folds", "boxes", "patch_sizes"}
 # what the target needs: every rule of it must have run, each job once
-EXPECTED_JOBS = {"synthesize": 1, "cohort": 1, "folds": 1, "boxes": 1, "patch_sizes": 1,
-                 "pretrain_encoder": 3, "train": 3, "predict": 1}
+EXPECTED_JOBS = {
+    "synthesize": 1,
+    "cohort": 1,
+    "folds": 1,
+    "boxes": 1,
+    "patch_sizes": 1,
+    "pretrain_encoder": 3,
+    "train": 3,
+    "predict": 1,
+}
 # tiny.yaml's resources.gpu_job: threads 1 (= CPUs per GPU), runtime 10 min, mem_mb 2000
 GPU_FLAGS = ("--gpus=1", "--cpus-per-gpu=1", "-t 10", "--mem 2000")
 # One thread per job in both runs (train sets torch's threads from the rule's threads;
@@ -61,8 +76,12 @@ SBATCH_CALL = re.compile(r"^sbatch call: (sbatch .*)$", re.M)
 
 def _scontrol_job(job_id: str) -> dict[str, str]:
     """slurmctld's record of a job (kept MinJobAge=3600 s after it ends): key=value pairs."""
-    out = subprocess.run(["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", job_id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, f"scontrol show job {job_id}: {out.stderr}"
     return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
 
@@ -81,13 +100,17 @@ def _cancel_jobs_under(folder: Path) -> None:
 def slurm_cluster():
     """A running single-node SLURM (tests/slurm/setup.sh); its output."""
     if shutil.which("apt-get") is None:
-        pytest.skip("apt-get is unavailable: tests/slurm/setup.sh installs Debian's slurm-wlm and munge with it, "
-                    "so no real SLURM can be set up on this machine")
+        pytest.skip(
+            "apt-get is unavailable: tests/slurm/setup.sh installs Debian's slurm-wlm and munge with it, "
+            "so no real SLURM can be set up on this machine"
+        )
     command = ["bash", str(SETUP)]
     if os.geteuid() != 0 and shutil.which("sudo"):
         command = ["sudo", "-n", *command]
     setup = subprocess.run(command, capture_output=True, text=True, timeout=1200)
-    assert setup.returncode == 0, f"tests/slurm/setup.sh failed (exit {setup.returncode}):\n{setup.stdout}\n{setup.stderr}"
+    assert setup.returncode == 0, (
+        f"tests/slurm/setup.sh failed (exit {setup.returncode}):\n{setup.stdout}\n{setup.stderr}"
+    )
     return setup.stdout
 
 
@@ -101,16 +124,31 @@ def runs(slurm_cluster, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in THREAD_ENV.items():
             patch.setenv(name, value)
-        local = start_snakemake(local_work, TARGET, "--cores", "1", "--configfile", TINY,
-                                log=local_work / "snakemake.out")
+        local = start_snakemake(
+            local_work,
+            TARGET,
+            "--cores",
+            "1",
+            "--configfile",
+            TINY,
+            log=local_work / "snakemake.out",
+        )
         try:
             slurm = start_snakemake(
-                slurm_work, TARGET, "--profile", str(PROFILE), "--configfile", TINY,
+                slurm_work,
+                TARGET,
+                "--profile",
+                str(PROFILE),
+                "--configfile",
+                TINY,
                 # --verbose: Snakemake logs each sbatch call; a first status check after
                 # 5 s instead of 40 s keeps the test short (MinJobAge=3600 keeps squeue's
                 # answer valid)
-                "--verbose", "--slurm-init-seconds-before-status-checks", "5",
-                log=slurm_work / "snakemake.out")
+                "--verbose",
+                "--slurm-init-seconds-before-status-checks",
+                "5",
+                log=slurm_work / "snakemake.out",
+            )
             try:
                 slurm_run = finish(slurm, timeout=1200)
             finally:
@@ -173,8 +211,9 @@ def test_gpu_jobs_were_submitted_with_a_gpu_request(runs):
     work, run, _, _ = runs
     calls = SBATCH_CALL.findall(run.output)
     submitted_as = [_submitted_as(re.search(r"--comment (\S+)", call).group(1)) for call in calls]
-    assert sorted(submitted_as) == sorted([GROUP] + [r for r, n in EXPECTED_JOBS.items() if r in GPU_RULES
-                                                     for _ in range(n)]), run.tail(80)
+    assert sorted(submitted_as) == sorted(
+        [GROUP] + [r for r, n in EXPECTED_JOBS.items() if r in GPU_RULES for _ in range(n)]
+    ), run.tail(80)
     for call, rule in zip(calls, submitted_as):
         padded = f" {call} "
         if rule in GPU_RULES:  # the profile: one GPU, the rule's threads as CPUs per GPU
@@ -220,5 +259,6 @@ def test_outputs_equal_a_local_run(runs):
             assert ours.files == theirs.files
             for key in ours.files:
                 a, b = ours[key], theirs[key]
-                assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), \
+                assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), (
                     f"{relative}: {key} differs from the local run"
+                )

@@ -23,30 +23,58 @@ def bench(root, name: str, *rows: str) -> None:
 def results(tmp_path):
     bench(tmp_path, "cohort", "1.73\t0:00:01\t88.28\t198.05\t56.85\t72.20\t0.00\t0.00\t57.99\t1.50")
     bench(tmp_path, "folds", "0.40\t0:00:00\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA")  # ended before the first sample
-    bench(tmp_path, "train/ahnet_liver/fold1",
-          "100.00\t0:01:40\t900.50\t2000.00\t800.00\t850.00\t5.00\t1.00\t95.00\t180.00")
-    bench(tmp_path, "train/ahnet_liver/fold2",
-          "60.00\t0:01:00\t1200.25\t2100.00\t900.00\t950.00\t5.00\t1.00\t90.00\t110.00")
-    bench(tmp_path, "evaluate/multiclass_raw",  # a job benchmarked twice (Snakemake's repeat)
-          "10.00\t0:00:10\t300.00\t500.00\t200.00\t250.00\t1.00\t0.10\t80.00\t8.00",
-          "14.00\t0:00:14\t340.00\t500.00\t200.00\t250.00\t1.00\t0.10\t80.00\t12.00")
+    bench(
+        tmp_path,
+        "train/ahnet_liver/fold1",
+        "100.00\t0:01:40\t900.50\t2000.00\t800.00\t850.00\t5.00\t1.00\t95.00\t180.00",
+    )
+    bench(
+        tmp_path,
+        "train/ahnet_liver/fold2",
+        "60.00\t0:01:00\t1200.25\t2100.00\t900.00\t950.00\t5.00\t1.00\t90.00\t110.00",
+    )
+    bench(
+        tmp_path,
+        "evaluate/multiclass_raw",  # a job benchmarked twice (Snakemake's repeat)
+        "10.00\t0:00:10\t300.00\t500.00\t200.00\t250.00\t1.00\t0.10\t80.00\t8.00",
+        "14.00\t0:00:14\t340.00\t500.00\t200.00\t250.00\t1.00\t0.10\t80.00\t12.00",
+    )
     return tmp_path
 
 
 def test_one_row_per_job_with_its_rule_as_stage(results):
     jobs = read_benchmarks(results).set_index("job")
-    assert sorted(jobs.index) == ["cohort", "evaluate/multiclass_raw", "folds", "train/ahnet_liver/fold1",
-                                  "train/ahnet_liver/fold2"]
+    assert sorted(jobs.index) == [
+        "cohort",
+        "evaluate/multiclass_raw",
+        "folds",
+        "train/ahnet_liver/fold1",
+        "train/ahnet_liver/fold2",
+    ]
     assert jobs.stage.to_dict()["train/ahnet_liver/fold2"] == "train"
-    assert jobs.loc["evaluate/multiclass_raw", ["wall_s", "cpu_s", "max_rss_mib"]].tolist() == [12.0, 10.0, 340.0]
+    assert jobs.loc["evaluate/multiclass_raw", ["wall_s", "cpu_s", "max_rss_mib"]].tolist() == [
+        12.0,
+        10.0,
+        340.0,
+    ]
     assert jobs.loc["folds", "wall_s"] == 0.4 and pd.isna(jobs.loc["folds", "max_rss_mib"])
 
 
 def test_stages_are_summed_and_sorted_with_a_total(results):
     table = stage_table(read_benchmarks(results)).set_index("stage")
     assert list(table.index) == ["train", "evaluate", "cohort", "folds", "total"]
-    assert table.loc["train", ["jobs", "wall_s", "cpu_s", "peak_rss_mib"]].tolist() == [2, 160.0, 290.0, 1200.2]
-    assert table.loc["total", ["jobs", "wall_s", "cpu_s", "peak_rss_mib"]].tolist() == [5, 174.13, 301.5, 1200.2]
+    assert table.loc["train", ["jobs", "wall_s", "cpu_s", "peak_rss_mib"]].tolist() == [
+        2,
+        160.0,
+        290.0,
+        1200.2,
+    ]
+    assert table.loc["total", ["jobs", "wall_s", "cpu_s", "peak_rss_mib"]].tolist() == [
+        5,
+        174.13,
+        301.5,
+        1200.2,
+    ]
     assert table.loc["train", "wall_share"] == round(160 / 174.13, 3) and table.loc["total", "wall_share"] == 1.0
     assert pd.isna(table.loc["folds", "peak_rss_mib"]) and table.loc["folds", "cpu_s"] == 0
 
@@ -83,9 +111,19 @@ def test_training_table_sums_the_wait_per_model(results, capsys):
     history(results, "dynunet_multiclass", 1, columns + "1\t0.7\t20\t1\t9\n")
     table = training_table(results).set_index("model")
     assert list(table.index) == ["ahnet_liver", "dynunet_multiclass", "total"]
-    assert table.loc["ahnet_liver", ["folds", "epochs", "data_s", "step_s"]].tolist() == [2, 3, 20.0, 100.0]
+    assert table.loc["ahnet_liver", ["folds", "epochs", "data_s", "step_s"]].tolist() == [
+        2,
+        3,
+        20.0,
+        100.0,
+    ]
     assert table.loc["ahnet_liver", "wait_share"] == round(20 / 120, 3)
-    assert table.loc["total", ["folds", "epochs", "data_s", "step_s"]].tolist() == [3, 4, 21.0, 109.0]
+    assert table.loc["total", ["folds", "epochs", "data_s", "step_s"]].tolist() == [
+        3,
+        4,
+        21.0,
+        109.0,
+    ]
     assert table.loc["total", "wait_share"] == round(21 / 130, 3)
     assert main(["stages", str(results)]) == 0
     assert "| ahnet_liver | 2 | 3 | 20 | 100 | 0.167 |" in capsys.readouterr().out

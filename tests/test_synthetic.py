@@ -34,7 +34,13 @@ def cohort(tmp_path_factory) -> Path:
 def test_phase_counts_match_atlas_and_scale_by_largest_remainder():
     assert phase_counts(60) == ATLAS_PHASE_COUNTS
     # quotas for 12: 6.6, 2.0, 1.6, 1.4, 0.4 -> floors 6, 2, 1, 1, 0; two left go to 0.6, 0.6
-    assert phase_counts(12) == {"arterial": 7, "portal": 2, "delayed": 2, "unkown": 1, "no contrast agent": 0}
+    assert phase_counts(12) == {
+        "arterial": 7,
+        "portal": 2,
+        "delayed": 2,
+        "unkown": 1,
+        "no contrast agent": 0,
+    }
     for n in (1, 7, 30, 61, 120):
         assert sum(phase_counts(n).values()) == n
     assert phase_counts(120) == {p: 2 * c for p, c in ATLAS_PHASE_COUNTS.items()}
@@ -45,7 +51,10 @@ def test_layout_and_patient_info(cohort):
     assert sorted(p.name for p in (train / "imagesTr").iterdir()) == [f"im{i}.nii.gz" for i in range(5)]
     assert sorted(p.name for p in (train / "labelsTr").iterdir()) == [f"lb{i}.nii.gz" for i in range(5)]
     assert sorted(p.name for p in (test / "imagesTs").iterdir()) == ["im5.nii.gz", "im6.nii.gz"]
-    assert sorted(p.name for p in (cohort / "test_labels").iterdir()) == ["lb5.nii.gz", "lb6.nii.gz"]
+    assert sorted(p.name for p in (cohort / "test_labels").iterdir()) == [
+        "lb5.nii.gz",
+        "lb6.nii.gz",
+    ]
     # Held-out labels never sit where training code looks for labels.
     assert not list(train.rglob("lb5*")) and not list(test.rglob("lb*"))
 
@@ -147,7 +156,12 @@ def test_deterministic_from_the_seed(tmp_path):
     # Whole cohorts: the same arguments give the same arrays and metadata.
     for out in (tmp_path / "one", tmp_path / "two"):
         write_cohort(out, subjects=2, heldout=1, seed=9, scale=SCALE)
-    for rel in ("train/imagesTr/im1.nii.gz", "train/labelsTr/lb0.nii.gz", "test/imagesTs/im2.nii.gz", "test_labels/lb2.nii.gz"):
+    for rel in (
+        "train/imagesTr/im1.nii.gz",
+        "train/labelsTr/lb0.nii.gz",
+        "test/imagesTs/im2.nii.gz",
+        "test_labels/lb2.nii.gz",
+    ):
         one, two = (np.asarray(load_nifti(tmp_path / d / rel).dataobj) for d in ("one", "two"))
         assert np.array_equal(one, two), rel
     assert (tmp_path / "one/train/patient_info_train.json").read_text() == (

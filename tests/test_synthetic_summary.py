@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from liverseg.synthetic import make_subject
-from liverseg.synthetic_summary import MARKERS, best_threshold_dice, cohort_table, subject_statistics, write_summary
+from liverseg.synthetic_summary import (
+    MARKERS,
+    best_threshold_dice,
+    cohort_table,
+    subject_statistics,
+    write_summary,
+)
 
 
 def test_best_threshold_dice_is_one_when_a_threshold_separates_either_way():
@@ -30,11 +36,15 @@ def test_subject_statistics_counts_the_label_maps_lesions_and_phase_contrast():
 
 
 def test_cohort_table_has_a_column_per_scale(tmp_path):
-    rows = {s: ([subject_statistics(make_subject(0, i, "arterial", s), f"im{i}") for i in range(2)]) for s in (4.0, 6.0)}
+    rows = {
+        s: ([subject_statistics(make_subject(0, i, "arterial", s), f"im{i}") for i in range(2)]) for s in (4.0, 6.0)
+    }
     import pandas as pd
 
-    frames = {s: (pd.DataFrame([r for r, _ in v]), pd.DataFrame([x for _, lesions in v for x in lesions]))
-              for s, v in rows.items()}
+    frames = {
+        s: (pd.DataFrame([r for r, _ in v]), pd.DataFrame([x for _, lesions in v for x in lesions]))
+        for s, v in rows.items()
+    }
     table = cohort_table(frames)
     assert list(table.columns) == ["measure", "scale 4", "scale 6"]
     assert table.set_index("measure").loc["subjects"].tolist() == ["2", "2"]
@@ -43,8 +53,15 @@ def test_cohort_table_has_a_column_per_scale(tmp_path):
 def test_write_summary_fills_only_the_marked_section(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(f"before\n{MARKERS[0]}\nstale text\n{MARKERS[1]}\nafter\n")
-    write_summary(page, tmp_path / "examples.png", subjects=2, scales=(6.0,), contrast_subjects=1,
-                  contrast_scale=6.0, figure_scale=6.0)
+    write_summary(
+        page,
+        tmp_path / "examples.png",
+        subjects=2,
+        scales=(6.0,),
+        contrast_subjects=1,
+        contrast_scale=6.0,
+        figure_scale=6.0,
+    )
     text = page.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "stale text" not in text
     assert "| measure | scale 6 |" in text and "| arterial |" in text

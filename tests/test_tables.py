@@ -12,7 +12,16 @@ from liverseg import io
 from liverseg.errors import InputError
 from liverseg.metrics import METRIC_KEYS
 from liverseg.stats import compare_pipelines
-from liverseg.tables import BEST_MARK, table1, table2, table2_values, table3, to_latex, to_markdown, write_table
+from liverseg.tables import (
+    BEST_MARK,
+    table1,
+    table2,
+    table2_values,
+    table3,
+    to_latex,
+    to_markdown,
+    write_table,
+)
 
 
 def folds_and_phases():
@@ -70,7 +79,12 @@ def test_table2_cells_follow_from_the_subjects():
     dual = metrics_frame(seed=1, tumor_dice=[0.2, 0.3, 0.4, 0.5], liver_hd=[20.0, 20.0, 20.0, 20.0])
     t = table2({("dual_binary", "postprocessed"): dual, ("multiclass", "postprocessed"): multi})
     # paper order whatever the dict order
-    assert list(t.columns) == [("Region", ""), ("Metric", ""), ("Multi-class AHNet", "✓"), ("Dual binary AHNet", "✓")]
+    assert list(t.columns) == [
+        ("Region", ""),
+        ("Metric", ""),
+        ("Multi-class AHNet", "✓"),
+        ("Dual binary AHNet", "✓"),
+    ]
     assert t[("Region", "")].tolist() == ["Liver"] * 4 + ["Tumor"] * 5
 
     m = ("Multi-class AHNet", "✓")
@@ -101,7 +115,13 @@ def test_table2_values_match_a_round_trip_through_tsv(tmp_path):
 def test_table2_raw_and_unknown_pipelines_and_empty_columns():
     base = metrics_frame()
     all_nan = metrics_frame(tumor_hd=[np.nan] * 4)
-    t = table2({("custom", "postprocessed"): base, ("dynunet", "raw"): all_nan, ("dynunet", "postprocessed"): base})
+    t = table2(
+        {
+            ("custom", "postprocessed"): base,
+            ("dynunet", "raw"): all_nan,
+            ("dynunet", "postprocessed"): base,
+        }
+    )
     assert list(t.columns)[2:] == [("DynUNet", "✓"), ("DynUNet", "×"), ("custom", "✓")]
     hd = t.set_index([("Region", ""), ("Metric", "")]).loc[("Tumor", "HD (×10¹) ↓")]
     assert hd[("DynUNet", "×")] == "– (4 NaN)"
@@ -125,9 +145,18 @@ def test_table3_layout():
 
 
 def test_write_table_three_formats(tmp_path):
-    t = table2({("multiclass", "postprocessed"): metrics_frame(), ("multiclass", "raw"): metrics_frame(seed=5)})
+    t = table2(
+        {
+            ("multiclass", "postprocessed"): metrics_frame(),
+            ("multiclass", "raw"): metrics_frame(seed=5),
+        }
+    )
     paths = write_table(t, tmp_path / "tables" / "table2_metrics", caption="Metrics & more")
-    assert [p.name for p in paths] == ["table2_metrics.tsv", "table2_metrics.md", "table2_metrics.tex"]
+    assert [p.name for p in paths] == [
+        "table2_metrics.tsv",
+        "table2_metrics.md",
+        "table2_metrics.tex",
+    ]
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in paths)
 
     tsv = pd.read_csv(paths[0], sep="\t")
@@ -181,8 +210,13 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
     assert tsv.loc[("Liver", "Dice"), "std"] == pytest.approx(m.liver_dice.std(ddof=1), rel=1e-12)
     assert f"{m.liver_dice.mean():.2f} ± " in (tmp_path / "table2.md").read_text()
 
-    lesions = pd.DataFrame({"uncertainty": rng.uniform(0, 1, 30), "volume_mm3": rng.uniform(1, 1e4, 30),
-                            "status": ["TP", "FP", "TP"] * 10})
+    lesions = pd.DataFrame(
+        {
+            "uncertainty": rng.uniform(0, 1, 30),
+            "volume_mm3": rng.uniform(1, 1e4, 30),
+            "status": ["TP", "FP", "TP"] * 10,
+        }
+    )
     lesions.to_csv(tmp_path / "lesions.tsv", sep="\t", index=False)
     lesion_auroc_job({"multiclass": tmp_path / "lesions.tsv"}, tmp_path / "auroc")
     rho = pd.read_csv(tmp_path / "auroc.tsv", sep="\t")["Spearman (uncertainty, log volume)"][0]
@@ -201,13 +235,27 @@ def test_lesion_auroc_table_has_held_out_rows_where_given(tmp_path):
     from liverseg.jobs import lesion_auroc_job
     from liverseg.lesions import uncertainty_auroc
 
-    cv = pd.DataFrame({"uncertainty": [0.1, 0.2, 0.9], "volume_mm3": [10.0, 20.0, 30.0], "status": ["TP", "TP", "FP"]})
-    heldout = pd.DataFrame({"uncertainty": [0.1, 0.8, 0.3, 0.6], "volume_mm3": [5.0, 9.0, 7.0, 3.0],
-                            "status": ["TP", "TP", "FP", "FP"]})
+    cv = pd.DataFrame(
+        {
+            "uncertainty": [0.1, 0.2, 0.9],
+            "volume_mm3": [10.0, 20.0, 30.0],
+            "status": ["TP", "TP", "FP"],
+        }
+    )
+    heldout = pd.DataFrame(
+        {
+            "uncertainty": [0.1, 0.8, 0.3, 0.6],
+            "volume_mm3": [5.0, 9.0, 7.0, 3.0],
+            "status": ["TP", "TP", "FP", "FP"],
+        }
+    )
     cv.to_csv(tmp_path / "cv.tsv", sep="\t", index=False)
     heldout.to_csv(tmp_path / "heldout.tsv", sep="\t", index=False)
-    lesion_auroc_job({"multiclass": tmp_path / "cv.tsv"}, tmp_path / "auroc",
-                     heldout_tsvs={"multiclass": tmp_path / "heldout.tsv"})
+    lesion_auroc_job(
+        {"multiclass": tmp_path / "cv.tsv"},
+        tmp_path / "auroc",
+        heldout_tsvs={"multiclass": tmp_path / "heldout.tsv"},
+    )
     tsv = pd.read_csv(tmp_path / "auroc.tsv", sep="\t")
     assert tsv["images"].tolist() == ["cross-validation", "held-out (ensemble)"]
     assert tsv[["lesions", "TP", "FP"]].values.tolist() == [[3, 2, 1], [4, 2, 2]]

@@ -24,24 +24,39 @@ import pandas as pd
 import pytest
 import torch
 import torchio as tio
+from conftest import phantom, write_pair
 
 from liverseg.errors import ConfigError, InputError
 from liverseg.infer import predict_volume
 from liverseg.pretrain import load_encoder, pretrain_encoder
 from liverseg.train import load_model, optimisation, run_steps, train_model
 
-from conftest import phantom, write_pair
-
 SPACING = (0.8, 0.8, 3.0)
 BASE = {
     "model": {"network": "dynunet", "task": "multiclass", "patch_size": [32, 32, 16]},
     "ahnet_cfg": {"layers": [1, 1, 1, 1], "psp_block_num": 1, "encoder": "none"},
     "dynunet_cfg": {"filters": 4},
-    "training": {"learning_rate": 2e-3, "batch_size": 2, "max_epochs": 3, "patience": 10,
-                 "iterations_per_epoch": 3, "samples_per_volume": 2, "queue_length": 4, "num_workers": 0,
-                 "label_probabilities": {"background": 1, "liver": 1, "tumor": 2}, "keep_checkpoint": True},
+    "training": {
+        "learning_rate": 2e-3,
+        "batch_size": 2,
+        "max_epochs": 3,
+        "patience": 10,
+        "iterations_per_epoch": 3,
+        "samples_per_volume": 2,
+        "queue_length": 4,
+        "num_workers": 0,
+        "label_probabilities": {"background": 1, "liver": 1, "tumor": 2},
+        "keep_checkpoint": True,
+    },
     "loss": {"margin": 10, "alpha": 0.1},
-    "augmentation": {"flip": 0.5, "affine": 0.5, "contrast": 0.5, "gamma": 0.5, "bias_field": 0.5, "noise": 0.5},
+    "augmentation": {
+        "flip": 0.5,
+        "affine": 0.5,
+        "contrast": 0.5,
+        "gamma": 0.5,
+        "bias_field": 0.5,
+        "noise": 0.5,
+    },
     "seed": 5,
     "median_spacing": list(SPACING),
     "inference": {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2},
@@ -70,8 +85,13 @@ def records(tmp_path_factory) -> dict:
     for n in range(4):
         image, label = phantom(seed=n)
         write_pair(root, n, image, label, np.diag([*SPACING, 1.0]))
-        out.append({"subject": f"im{n}", "image": str(root / "imagesTr" / f"im{n}.nii.gz"),
-                    "label": str(root / "labelsTr" / f"lb{n}.nii.gz")})
+        out.append(
+            {
+                "subject": f"im{n}",
+                "image": str(root / "imagesTr" / f"im{n}.nii.gz"),
+                "label": str(root / "labelsTr" / f"lb{n}.nii.gz"),
+            }
+        )
     return {"train": out[:3], "validation": out[3:]}
 
 
@@ -95,8 +115,19 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 
 def test_outputs(reference, records):
     history = pd.read_csv(reference / "history.tsv", sep="\t")
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_dice_liver", "val_dice_tumor",
-                                     "val_dice_mean", "lr", "seconds", "data_seconds", "step_seconds", "is_best"]
+    assert list(history.columns) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_dice_liver",
+        "val_dice_tumor",
+        "val_dice_mean",
+        "lr",
+        "seconds",
+        "data_seconds",
+        "step_seconds",
+        "is_best",
+    ]
     assert history["epoch"].tolist() == [1, 2, 3]
     assert history[["train_loss", "val_loss"]].notna().all().all()
     # the training steps' time, split into waiting for data and stepping, is part of the epoch's
@@ -117,8 +148,9 @@ def test_outputs(reference, records):
     assert probs.shape == (3, 40, 40, 12)
 
 
-def tiny_training(device: torch.device = torch.device("cpu")) -> tuple:
+def tiny_training(device: torch.device | None = None) -> tuple:
     """A one-layer network and liverseg's loss, optimiser and gradient scaler for it."""
+    device = device or torch.device("cpu")
     net = torch.nn.Conv3d(1, 3, 1).to(device)
     return (net, *optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, device))
 
@@ -127,7 +159,10 @@ def tiny_batches(delay_s: float = 0.0):
     """Endless batches of two 8x8x4 patches, each made in `delay_s` seconds."""
     while True:
         time.sleep(delay_s)
-        yield {"image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)}, "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)}}
+        yield {
+            "image": {tio.DATA: torch.rand(2, 1, 8, 8, 4)},
+            "label": {tio.DATA: torch.zeros(2, 1, 8, 8, 4)},
+        }
 
 
 def test_run_steps_times_the_wait_for_data_apart_from_the_steps():
@@ -189,21 +224,29 @@ def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path)
     first = ckpt(tmp_path)
     assert first["epoch"] == 1 == first["best_epoch"]
     # an epoch that improved stores its weights once, for "model" and "best_state" both
-    assert all(first["model"][k].untyped_storage().data_ptr() == first["best_state"][k].untyped_storage().data_ptr()
-               for k in first["model"])
+    assert all(
+        first["model"][k].untyped_storage().data_ptr() == first["best_state"][k].untyped_storage().data_ptr()
+        for k in first["model"]
+    )
     train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
     assert_same_tensors(ckpt(tmp_path)["model"], ckpt(reference)["model"])
-    assert_same_tensors(load_model(tmp_path / "model.pt")[0].state_dict(),
-                        load_model(reference / "model.pt")[0].state_dict())
+    assert_same_tensors(
+        load_model(tmp_path / "model.pt")[0].state_dict(),
+        load_model(reference / "model.pt")[0].state_dict(),
+    )
 
 
 def start_job(records, out: Path, tmp_path: Path) -> subprocess.Popen:
-    args = {"train": records["train"], "validation": records["validation"], "out_dir": str(out), **variant()}
+    args = {
+        "train": records["train"],
+        "validation": records["validation"],
+        "out_dir": str(out),
+        **variant(),
+    }
     (tmp_path / "args.json").write_text(json.dumps(args))
     (tmp_path / "runner.py").write_text(RUNNER)
     with open(tmp_path / "job.log", "w") as log:  # a file, not a pipe: a full pipe would block the job
-        return subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "args.json")],
-                                stderr=log)
+        return subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "args.json")], stderr=log)
 
 
 def wait_for_first_checkpoint(job: subprocess.Popen, out: Path, timeout: float = 120) -> None:
@@ -233,7 +276,10 @@ def test_resume_after_kill_matches_uninterrupted_run(reference, records, tmp_pat
     done = pd.DataFrame(killed["history"])
     np.testing.assert_array_equal(history["seconds"][: len(done)], done["seconds"])
     assert_same_tensors(ckpt(out)["model"], ckpt(reference)["model"])
-    assert_same_tensors(load_model(out / "model.pt")[0].state_dict(), load_model(reference / "model.pt")[0].state_dict())
+    assert_same_tensors(
+        load_model(out / "model.pt")[0].state_dict(),
+        load_model(reference / "model.pt")[0].state_dict(),
+    )
 
 
 def test_sigterm_checkpoints_and_exits_143(records, tmp_path, capsys):
@@ -262,7 +308,12 @@ def test_sigterm_checkpoints_and_exits_143(records, tmp_path, capsys):
     state = ckpt(out)
     assert 1 <= state["epoch"] < 50 and len(state["history"]) == state["epoch"]
     assert not (out / "model.pt").exists()
-    train_model(records["train"], records["validation"], out_dir=out, **variant(max_epochs=state["epoch"] + 1))
+    train_model(
+        records["train"],
+        records["validation"],
+        out_dir=out,
+        **variant(max_epochs=state["epoch"] + 1),
+    )
     assert pd.read_csv(out / "history.tsv", sep="\t")["epoch"].tolist() == list(range(1, state["epoch"] + 2))
 
 
@@ -270,9 +321,18 @@ def test_early_stopping(records, tmp_path):
     """A learning rate too small to move a float32 weight: the validation loss never
     improves after epoch 1, so training stops after `patience` more epochs; the
     checkpoint goes once the outputs are written."""
-    train_model(records["train"], records["validation"], out_dir=tmp_path,
-                **variant(learning_rate=1e-30, patience=2, max_epochs=10, iterations_per_epoch=1,
-                          keep_checkpoint=False))
+    train_model(
+        records["train"],
+        records["validation"],
+        out_dir=tmp_path,
+        **variant(
+            learning_rate=1e-30,
+            patience=2,
+            max_epochs=10,
+            iterations_per_epoch=1,
+            keep_checkpoint=False,
+        ),
+    )
     history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
     assert history["epoch"].tolist() == [1, 2, 3]
     assert history["is_best"].tolist() == [True, False, False]
@@ -295,13 +355,16 @@ def test_checkpoint_of_another_setup_is_refused(reference, records, tmp_path):
         train_model(records["train"][:2], records["validation"], out_dir=tmp_path, **variant())
 
 
-@pytest.mark.parametrize("training, message", [
-    ({"patience": None}, r"training: missing key\(s\) \['patience'\]"),
-    ({"batch_size": 0}, r"training.batch_size: an integer >= 1"),
-    ({"batchnorm_recalibration": -1}, r"training.batchnorm_recalibration: an integer >= 0"),
-    ({"label_probabilities": {"background": 1, "liver": 1}}, "training.label_probabilities"),
-    ({"epochs": 3}, r"training: unknown key\(s\) \['epochs'\]"),
-])
+@pytest.mark.parametrize(
+    "training, message",
+    [
+        ({"patience": None}, r"training: missing key\(s\) \['patience'\]"),
+        ({"batch_size": 0}, r"training.batch_size: an integer >= 1"),
+        ({"batchnorm_recalibration": -1}, r"training.batchnorm_recalibration: an integer >= 0"),
+        ({"label_probabilities": {"background": 1, "liver": 1}}, "training.label_probabilities"),
+        ({"epochs": 3}, r"training: unknown key\(s\) \['epochs'\]"),
+    ],
+)
 def test_bad_training_config(records, tmp_path, training, message):
     kwargs = variant()
     for key, value in training.items():
@@ -319,13 +382,33 @@ def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
     2.5D slices: 12-slice volumes padded to a 32-slice patch, two output channels, the
     encoder's kernels in the model (a learning rate too small to move them)."""
     encoder = tmp_path / "encoder.pt"
-    pretrain_encoder(records["train"], encoder, layers=[1, 1, 1, 1], epochs=1, slices_per_epoch=2, batch_size=2,
-                     lr=1e-3, seed=0, crop=32)
-    kwargs = variant(max_epochs=1, iterations_per_epoch=1, batch_size=1, learning_rate=1e-30, keep_checkpoint=False)
+    pretrain_encoder(
+        records["train"],
+        encoder,
+        layers=[1, 1, 1, 1],
+        epochs=1,
+        slices_per_epoch=2,
+        batch_size=2,
+        lr=1e-3,
+        seed=0,
+        crop=32,
+    )
+    kwargs = variant(
+        max_epochs=1,
+        iterations_per_epoch=1,
+        batch_size=1,
+        learning_rate=1e-30,
+        keep_checkpoint=False,
+    )
     kwargs["model"] = {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 32]}
     kwargs["ahnet_cfg"]["encoder"] = "slices"
-    train_model(records["train"], records["validation"], out_dir=tmp_path / "model", encoder_path=str(encoder),
-                **kwargs)
+    train_model(
+        records["train"],
+        records["validation"],
+        out_dir=tmp_path / "model",
+        encoder_path=str(encoder),
+        **kwargs,
+    )
     net, spec = load_model(tmp_path / "model" / "model.pt")
     assert spec["out_channels"] == 2 and spec["class_names"] == ["background", "tumor"]
     kernel = load_encoder(encoder).state_dict()["layer1.0.conv1.weight"]

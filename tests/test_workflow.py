@@ -19,11 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_atlas
+from workflow_helpers import (
+    CORES,
+    TINY,
+    copy_workflow,
+    job_stats,
+    planned_jobs,
+    run_snakemake,
+    snapshot,
+)
 
 from liverseg.stages import write_stages, write_training
-
-from conftest import make_atlas
-from workflow_helpers import CORES, TINY, copy_workflow, job_stats, planned_jobs, run_snakemake, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +62,15 @@ def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path, encoder):
     work = copy_workflow(tmp_path / "work")
     root = make_atlas(tmp_path / "train", n_subjects=16)
     overrides = [] if encoder == "imagenet" else [f"ahnet={{encoder: {encoder}}}"]
-    run = run_snakemake(work, "-n", "--configfile", "config/config.yaml",
-                        "--config", f"dataset={{source: atlas, root: '{root}'}}", *overrides)
+    run = run_snakemake(
+        work,
+        "-n",
+        "--configfile",
+        "config/config.yaml",
+        "--config",
+        f"dataset={{source: atlas, root: '{root}'}}",
+        *overrides,
+    )
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
     assert stats["train"] == 20 and stats["predict"] == 4, stats
@@ -68,7 +82,8 @@ def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path, encoder):
     assert sum(stats.values()) == len(jobs)
     train = [j for j in jobs if j["rule"] == "train"]
     assert {(j["wildcards"]["model"], j["wildcards"]["fold"]) for j in train} == {
-        (m, str(f)) for m in MODELS for f in range(1, 6)}
+        (m, str(f)) for m in MODELS for f in range(1, 6)
+    }
     for job in train:
         k, ahnet = job["wildcards"]["fold"], job["wildcards"]["model"].startswith("ahnet")
         expected = path.format(k=k) if path and ahnet else None
@@ -97,19 +112,42 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     tables = [f"table1_folds.{x}" for x in ("tsv", "md")] + [f"table2_metrics.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores") for x in ("tsv", "md")]
-    figures = ["fig1_spacing.png", "fig2_pipelines.png", "fig3_boxes.png", "fig4_uncertainty.png", "fig5_cases.png"]
+    figures = [
+        "fig1_spacing.png",
+        "fig2_pipelines.png",
+        "fig3_boxes.png",
+        "fig4_uncertainty.png",
+        "fig5_cases.png",
+    ]
     figures += [f"fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases", "4_uncertainty_heldout") for p in PIPELINES]
     expected = [f"tables/{t}" for t in tables] + [f"figures/{f}" for f in figures]
-    expected += ["cohort/cohort.tsv", "cohort/folds.json", "analysis/boxes.tsv", "analysis/patch_sizes.json"]
-    expected += [f"models/{m}/fold{k}/{name}" for m in MODELS for k in TINY_FOLDS
-                 for name in ("model.pt", "history.tsv", "curves.png")]
+    expected += [
+        "cohort/cohort.tsv",
+        "cohort/folds.json",
+        "analysis/boxes.tsv",
+        "analysis/patch_sizes.json",
+    ]
+    expected += [
+        f"models/{m}/fold{k}/{name}"
+        for m in MODELS
+        for k in TINY_FOLDS
+        for name in ("model.pt", "history.tsv", "curves.png")
+    ]
     expected += [f"models/encoder/fold{k}/encoder.pt" for k in TINY_FOLDS]
     expected += [f"lesions/{p}.tsv" for p in PIPELINES] + [f"lesions/heldout_{p}.tsv" for p in PIPELINES]
-    expected += [f"metrics/{p}_{s}.tsv" for p in PIPELINES for s in ("raw", "postprocessed")
-                 if not (p == "dynunet" and s == "raw")]
+    expected += [
+        f"metrics/{p}_{s}.tsv"
+        for p in PIPELINES
+        for s in ("raw", "postprocessed")
+        if not (p == "dynunet" and s == "raw")
+    ]
     expected += [f"metrics/heldout_{p}.tsv" for p in PIPELINES]
-    expected += [f"segmentations/{p}/{s}/{subject}.nii.gz" for p in PIPELINES for s in ("raw", "postprocessed")
-                 for subject in subjects]
+    expected += [
+        f"segmentations/{p}/{s}/{subject}.nii.gz"
+        for p in PIPELINES
+        for s in ("raw", "postprocessed")
+        for subject in subjects
+    ]
     for p in PIPELINES:
         expected += [f"ensemble/{p}/ensemble/{name}" for name in heldout + ["lesions.tsv"]]
         expected += [f"ensemble/{p}/fold{k}/{name}" for k in TINY_FOLDS for name in heldout]
@@ -152,25 +190,43 @@ def test_stages_and_training_wait_of_the_run(tiny_dag, tmp_path):
     training = write_training(results, tmp_path / "training").set_index("model")
     assert list(training.index) == sorted(MODELS) + ["total"]
     assert (training.loc[list(MODELS), "folds"] == len(TINY_FOLDS)).all()
-    histories = {m: [pd.read_csv(results / f"models/{m}/fold{k}/history.tsv", sep="\t") for k in TINY_FOLDS]
-                 for m in MODELS}
+    histories = {
+        m: [pd.read_csv(results / f"models/{m}/fold{k}/history.tsv", sep="\t") for k in TINY_FOLDS] for m in MODELS
+    }
     for model, runs in histories.items():
         assert training.loc[model, "epochs"] == sum(len(h) for h in runs)
         assert training.loc[model, "data_s"] == pytest.approx(sum(h["data_seconds"].sum() for h in runs), abs=0.01)
     assert ((training.wait_share > 0) & (training.wait_share < 1)).all()
-    assert (tmp_path / "training.md").read_text().startswith("| model | folds | epochs | data_s | step_s | wait_share |")
+    assert (
+        (tmp_path / "training.md").read_text().startswith("| model | folds | epochs | data_s | step_s | wait_share |")
+    )
 
 
 # Table 2 by hand: the paper's rows and columns, the scales it prints values in.
-TABLE2_ROWS = [("Liver", "ASD", "liver_assd", False), ("Liver", "Dice", "liver_dice", True),
-               ("Liver", "HD", "liver_hd", False), ("Liver", "SD", "liver_surface_dice", True),
-               ("Tumor", "ASD", "tumor_assd", False), ("Tumor", "Dice", "tumor_dice", True),
-               ("Tumor", "HD", "tumor_hd", False), ("Tumor", "SD", "tumor_surface_dice", True),
-               ("Tumor", "RMSE", "tumor_burden_error", False)]
-TABLE2_SCALES = {("Liver", "HD"): 0.1, ("Tumor", "ASD"): 0.1, ("Tumor", "HD"): 0.1, ("Tumor", "RMSE"): 100.0}
-TABLE2_COLUMNS = {("multiclass", "postprocessed"): "Multi-class AHNet ✓", ("multiclass", "raw"): "Multi-class AHNet ×",
-                  ("dual_binary", "postprocessed"): "Dual binary AHNet ✓", ("dual_binary", "raw"): "Dual binary AHNet ×",
-                  ("dynunet", "postprocessed"): "DynUNet ✓"}
+TABLE2_ROWS = [
+    ("Liver", "ASD", "liver_assd", False),
+    ("Liver", "Dice", "liver_dice", True),
+    ("Liver", "HD", "liver_hd", False),
+    ("Liver", "SD", "liver_surface_dice", True),
+    ("Tumor", "ASD", "tumor_assd", False),
+    ("Tumor", "Dice", "tumor_dice", True),
+    ("Tumor", "HD", "tumor_hd", False),
+    ("Tumor", "SD", "tumor_surface_dice", True),
+    ("Tumor", "RMSE", "tumor_burden_error", False),
+]
+TABLE2_SCALES = {
+    ("Liver", "HD"): 0.1,
+    ("Tumor", "ASD"): 0.1,
+    ("Tumor", "HD"): 0.1,
+    ("Tumor", "RMSE"): 100.0,
+}
+TABLE2_COLUMNS = {
+    ("multiclass", "postprocessed"): "Multi-class AHNet ✓",
+    ("multiclass", "raw"): "Multi-class AHNet ×",
+    ("dual_binary", "postprocessed"): "Dual binary AHNet ✓",
+    ("dual_binary", "raw"): "Dual binary AHNet ×",
+    ("dynunet", "postprocessed"): "DynUNet ✓",
+}
 
 
 def markdown_table(path: Path) -> list[dict]:
@@ -225,13 +281,21 @@ def test_report_gathers_tables_and_figures(tiny_dag):
     match = re.search(r"var results = (\{.*?\});\s*</script>", html, re.S)
     assert match, "no results in the report"
     entries = json.loads(match.group(1))
-    expected = ["tables/table1_folds.md", "tables/table2_metrics.md", "tables/table3_tests.md",
-                "tables/lesion_uncertainty.md", "tables/heldout_scores.md",
-                "figures/fig1_spacing.png", "figures/fig2_pipelines.png", "figures/fig3_boxes.png",
-                "figures/fig4_uncertainty.png",
-                "figures/fig5_cases.png"]
-    expected += [f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases", "4_uncertainty_heldout")
-                 for p in PIPELINES]
+    expected = [
+        "tables/table1_folds.md",
+        "tables/table2_metrics.md",
+        "tables/table3_tests.md",
+        "tables/lesion_uncertainty.md",
+        "tables/heldout_scores.md",
+        "figures/fig1_spacing.png",
+        "figures/fig2_pipelines.png",
+        "figures/fig3_boxes.png",
+        "figures/fig4_uncertainty.png",
+        "figures/fig5_cases.png",
+    ]
+    expected += [
+        f"figures/fig{n}_{p}.png" for n in ("4_uncertainty", "5_cases", "4_uncertainty_heldout") for p in PIPELINES
+    ]
     expected += [f"models/{m}/fold{k}/curves.png" for m in MODELS for k in TINY_FOLDS]
     missing = [path for path in expected if f"results/{path}" not in entries]
     assert not missing, f"not in the report: {missing}"
@@ -248,4 +312,5 @@ def test_second_run_has_nothing_to_do(tiny_dag):
     assert "Nothing to be done" in run.output and not job_stats(run.output), run.tail()
     after = snapshot(work / "results")
     assert {k: v for k, v in after.items() if k != "report.html"} == {
-        k: v for k, v in before.items() if k != "report.html"}
+        k: v for k, v in before.items() if k != "report.html"
+    }

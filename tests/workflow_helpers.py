@@ -15,9 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -78,9 +78,16 @@ def start_snakemake(workdir: Path, *args: str, log: Path | None = None) -> subpr
     log = Path(log or Path(workdir) / "snakemake.out")
     handle = open(log, "w")
     try:
-        process = subprocess.Popen(snakemake_command(*args), cwd=workdir, env=_environment(), stdout=handle,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                   preexec_fn=_interruptible)
+        process = subprocess.Popen(
+            snakemake_command(*args),
+            cwd=workdir,
+            env=_environment(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_interruptible,
+        )
     finally:
         handle.close()
     process.log_path = log  # type: ignore[attr-defined]
@@ -112,8 +119,13 @@ def finish(process: subprocess.Popen, timeout: float) -> Run:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(process)
-        raise AssertionError(f"snakemake ran past {timeout} s:\n{Path(process.log_path).read_text()[-5000:]}")
-    return Run(list(process.args[3:]), process.returncode, Path(process.log_path).read_text(), time.monotonic() - start)
+        raise AssertionError(f"snakemake ran past {timeout} s:\n{Path(process.log_path).read_text()[-5000:]}") from None
+    return Run(
+        list(process.args[3:]),
+        process.returncode,
+        Path(process.log_path).read_text(),
+        time.monotonic() - start,
+    )
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: float = 600) -> Run:
@@ -126,8 +138,13 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 600) -> Run:
     return run
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str, process: subprocess.Popen | None = None,
-             poll: float = 0.2):
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+    poll: float = 0.2,
+):
     """Poll `condition` until it returns something true; fail after `timeout` seconds, or
     as soon as `process` (a started snakemake) has exited."""
     deadline = time.monotonic() + timeout
@@ -136,8 +153,9 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, process
         if value:
             return value
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"snakemake exited ({process.returncode}) before {what}:\n"
-                                 f"{Path(process.log_path).read_text()[-5000:]}")
+            raise AssertionError(
+                f"snakemake exited ({process.returncode}) before {what}:\n{Path(process.log_path).read_text()[-5000:]}"
+            )
         time.sleep(poll)
     if process is not None:
         kill_group(process)

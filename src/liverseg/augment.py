@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -58,8 +58,11 @@ NOISE_STD = (0.0, 0.1)
 def class_names(task: str) -> list[str]:
     """Names of the model's output channels for `task`, background first."""
     _check_task(task)
-    return {"multiclass": ["background", "liver", "tumor"], "liver": ["background", "liver"],
-            "tumor": ["background", "tumor"]}[task]
+    return {
+        "multiclass": ["background", "liver", "tumor"],
+        "liver": ["background", "liver"],
+        "tumor": ["background", "tumor"],
+    }[task]
 
 
 def task_target(label: np.ndarray, task: str) -> np.ndarray:
@@ -216,8 +219,11 @@ class RandomBiasField(tio.RandomBiasField):
         if not names:
             return subject
         coefficients = {name: self.get_params(self.order, self.coefficients_range) for name in names}
-        return _SeparableBiasField(coefficients=coefficients, order=dict.fromkeys(names, self.order),
-                                   **self._get_base_args())(subject)
+        return _SeparableBiasField(
+            coefficients=coefficients,
+            order=dict.fromkeys(names, self.order),
+            **self._get_base_args(),
+        )(subject)
 
 
 def symmetric_padding(shape: Sequence[int], minimum: Sequence[int]) -> list[tuple[int, int]]:
@@ -314,9 +320,17 @@ def training_transform(aug_cfg: Mapping, patch_size: Sequence[int], torchio_refe
     if p["flip"]:
         steps.append(tio.RandomFlip(axes=FLIP_AXES, flip_probability=0.5, p=p["flip"], **step))
     if p["affine"]:
-        steps.append(tio.RandomAffine(scales=SCALES, degrees=ROTATION_DEGREES, default_pad_value="minimum",
-                                      image_interpolation="linear", label_interpolation="nearest",
-                                      p=p["affine"], **step))
+        steps.append(
+            tio.RandomAffine(
+                scales=SCALES,
+                degrees=ROTATION_DEGREES,
+                default_pad_value="minimum",
+                image_interpolation="linear",
+                label_interpolation="nearest",
+                p=p["affine"],
+                **step,
+            )
+        )
     steps.append(_cast_labels(**step))
     return tio.Compose(steps)
 

@@ -94,7 +94,9 @@ def _enclosing(sizes: pd.Series, share: float) -> int:
     return int(ordered[max(0, math.ceil(share * len(ordered)) - 1)])
 
 
-def recommend_patch_sizes(boxes: pd.DataFrame, *, liver_coverage: float, lesion_coverage: float, psp_block_num: int) -> dict:
+def recommend_patch_sizes(
+    boxes: pd.DataFrame, *, liver_coverage: float, lesion_coverage: float, psp_block_num: int
+) -> dict:
     """The recommended AHNet patch per task (multiclass and liver share one)."""
     livers = boxes[boxes["kind"] == "liver"]
     lesions = boxes[boxes["kind"] == "lesion"]
@@ -106,10 +108,20 @@ def recommend_patch_sizes(boxes: pd.DataFrame, *, liver_coverage: float, lesion_
     return {"multiclass": whole, "liver": whole, "tumor": tumor}
 
 
-def patch_size_report(boxes: pd.DataFrame, models: dict, *, liver_coverage: float, lesion_coverage: float, psp_block_num: int) -> dict:
+def patch_size_report(
+    boxes: pd.DataFrame,
+    models: dict,
+    *,
+    liver_coverage: float,
+    lesion_coverage: float,
+    psp_block_num: int,
+) -> dict:
     """patch_sizes.json: recommendations and the coverage of each configured size."""
     recommended = recommend_patch_sizes(
-        boxes, liver_coverage=liver_coverage, lesion_coverage=lesion_coverage, psp_block_num=psp_block_num
+        boxes,
+        liver_coverage=liver_coverage,
+        lesion_coverage=lesion_coverage,
+        psp_block_num=psp_block_num,
     )
     livers = boxes[boxes["kind"] == "liver"]
     lesions = boxes[boxes["kind"] == "lesion"]

@@ -42,5 +42,7 @@ def verify_model_digest(payload: Mapping, path: Path) -> None:
         warn(f"{path}: no checksum (a model file from before liverseg recorded one); loaded unverified")
         return
     if model_digest(payload["state_dict"], payload["spec"]) != expected:
-        raise InputError(f"{path}: checksum mismatch: the weights or spec changed since training wrote the file "
-                         "(a damaged copy?); copy or train it again")
+        raise InputError(
+            f"{path}: checksum mismatch: the weights or spec changed since training wrote the file "
+            "(a damaged copy?); copy or train it again"
+        )

@@ -11,9 +11,17 @@ from .errors import InputError
 def _synth(args) -> None:
     from .synthetic import write_cohort
 
-    write_cohort(args.out_dir, subjects=args.subjects, heldout=args.heldout, seed=args.seed, scale=args.scale,
-                 overwrite=args.overwrite)
-    print(f"synthetic cohort written to {args.out_dir} (train/{', test/imagesTs/, test_labels/' if args.heldout else ''})")
+    write_cohort(
+        args.out_dir,
+        subjects=args.subjects,
+        heldout=args.heldout,
+        seed=args.seed,
+        scale=args.scale,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"synthetic cohort written to {args.out_dir} (train/{', test/imagesTs/, test_labels/' if args.heldout else ''})"
+    )
 
 
 def _evaluate(args) -> None:
@@ -28,8 +36,14 @@ def _predict(args) -> None:
 
     postprocess = {"dilation_mm": args.dilation_mm, "closing_mm": args.closing_mm}
     inference = {"overlap": args.overlap, "mode": "gaussian", "sw_batch_size": args.sw_batch_size}
-    table = predict_images(args.models, args.input, args.output, postprocess=postprocess, inference=inference,
-                           device=args.device)
+    table = predict_images(
+        args.models,
+        args.input,
+        args.output,
+        postprocess=postprocess,
+        inference=inference,
+        device=args.device,
+    )
     print(f"segmentations and lesions.tsv ({len(table)} lesions) written to {args.output}")
 
 
@@ -55,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--heldout", type=int, default=10, help="held-out images outside the cross-validation")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--scale", type=float, default=1.0, help="grid coarsening factor (1 = ATLAS-like voxels)")
-    synth.add_argument("--overwrite", action="store_true",
-                       help="replace a cohort written to out_dir before (removing what the new one does not rewrite)")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a cohort written to out_dir before (removing what the new one does not rewrite)",
+    )
     synth.set_defaults(run=_synth)
 
     evaluate = commands.add_parser("evaluate", help="the challenge's metrics for a folder of predictions")
@@ -68,10 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
-        "predict", help="segment your own images with an ensemble of trained models (post-processed, lesion report)"
+        "predict",
+        help="segment your own images with an ensemble of trained models (post-processed, lesion report)",
     )
-    predict.add_argument("--models", nargs="+", required=True,
-                         help="model.pt files or folders holding them (e.g. results/models/ahnet_multiclass)")
+    predict.add_argument(
+        "--models",
+        nargs="+",
+        required=True,
+        help="model.pt files or folders holding them (e.g. results/models/ahnet_multiclass)",
+    )
     predict.add_argument("--input", required=True, help="a NIfTI image or a folder of them")
     predict.add_argument("--output", required=True, help="output folder: one segmentation per image, lesions.tsv")
     predict.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
@@ -82,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     stages = commands.add_parser(
-        "stages", help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md), "
-             "and the training loops' wait for data, from the models' history.tsv (benchmarks/training.tsv, .md)"
+        "stages",
+        help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md), "
+        "and the training loops' wait for data, from the models' history.tsv (benchmarks/training.tsv, .md)",
     )
     stages.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder")
     stages.set_defaults(run=_stages)
@@ -96,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (InputError, OSError) as exc:  # OSError: e.g. a disk that filled up, a folder made read-only meanwhile
+    except (
+        InputError,
+        OSError,
+    ) as exc:  # OSError: e.g. a disk that filled up, a folder made read-only meanwhile
         print(f"liverseg: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("liverseg: interrupted; each file written so far is complete (files are written whole or not at all)",
-              file=sys.stderr)
+        print(
+            "liverseg: interrupted; each file written so far is complete (files are written whole or not at all)",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -49,8 +49,7 @@ def read_phases(info_path: Path) -> dict[str, str]:
         code = PHASE_CODES.get(str(raw).strip().lower())
         if code is None:
             raise InputError(
-                f"{info_path}: entry {key!r} has unknown contrast_phase {raw!r} "
-                f"(expected one of {sorted(PHASE_CODES)})"
+                f"{info_path}: entry {key!r} has unknown contrast_phase {raw!r} (expected one of {sorted(PHASE_CODES)})"
             )
         phases[subject] = code
     return phases
@@ -78,7 +77,9 @@ def check_pair(image_path: Path, label_path: Path) -> tuple[tuple[float, ...], t
     if label.ndim != 3:
         raise InputError(f"{label_path}: label has {label.ndim} dimensions {label.shape}, expected a 3D volume")
     if image.shape != label.shape:
-        raise InputError(f"{label_path}: label shape {label.shape} differs from image {image_path.name} shape {image.shape}")
+        raise InputError(
+            f"{label_path}: label shape {label.shape} differs from image {image_path.name} shape {image.shape}"
+        )
     if not np.allclose(image.affine, label.affine, atol=1e-3):
         raise InputError(f"{label_path}: label affine differs from the affine of image {image_path.name}")
     voxels = np.asarray(image.dataobj, dtype=np.float32)

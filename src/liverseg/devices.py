@@ -31,8 +31,9 @@ def torch_device(name: str | torch.device | None = None) -> torch.device:
             build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA GPU visible"
             raise InputError(f"device {str(name)!r}: not available here ({build}); use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"device {str(name)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                             f"numbered from 0")
+            raise InputError(
+                f"device {str(name)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+            )
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
             raise InputError(f"device {str(name)!r}: not available here (no Apple GPU); use cpu")

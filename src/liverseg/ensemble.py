@@ -76,8 +76,16 @@ def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
     )
 
 
-def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference: dict, single_folds: bool = False,
-                   device=None) -> pd.DataFrame:
+def predict_images(
+    model_paths,
+    images,
+    out_dir,
+    *,
+    postprocess: dict,
+    inference: dict,
+    single_folds: bool = False,
+    device=None,
+) -> pd.DataFrame:
     """Segment every image with the ensemble; write out_dir/<image name> and lesions.tsv.
 
     With `single_folds`, the ensemble goes to out_dir/ensemble/ and each fold's models
@@ -95,7 +103,10 @@ def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference
     images, models = image_files(images), model_files(model_paths)
     check_output_folder(out_dir)
     folders = [ensemble_dir] + [out_dir / m.parent.name for m in models if single_folds]
-    refuse_overwriting([f / p.name for f in folders for p in images] + [ensemble_dir / "lesions.tsv"], images + models)
+    refuse_overwriting(
+        [f / p.name for f in folders for p in images] + [ensemble_dir / "lesions.tsv"],
+        images + models,
+    )
     pipeline, roles = load_ensemble(models, device=device)
     problems = []
     for path in tqdm(images, desc="check images", unit="image"):
@@ -110,15 +121,23 @@ def predict_images(model_paths, images, out_dir, *, postprocess: dict, inference
     for path in tqdm(images, desc=f"ensemble ({pipeline})", unit="image"):
         img, image = load_image(path)
         spacing = spacing_of(img)
-        maps = {role: [(g, predict_volume(m, image, s["patch_size"], device=device, **inference)) for g, m, s in members]
-                for role, members in roles.items()}
-        result = segment({role: average([p for _, p in members]) for role, members in maps.items()}, spacing,
-                         **postprocess)
+        maps = {
+            role: [(g, predict_volume(m, image, s["patch_size"], device=device, **inference)) for g, m, s in members]
+            for role, members in roles.items()
+        }
+        result = segment(
+            {role: average([p for _, p in members]) for role, members in maps.items()},
+            spacing,
+            **postprocess,
+        )
         save_in_reference_space(ensemble_dir / path.name, result.postprocessed, path)
         rows.append(lesion_table(result.postprocessed, result.tumor_probability, spacing, None, _stem(path)))
         for group in groups if single_folds else []:
-            alone = segment({role: average([p for g, p in members if g == group]) for role, members in maps.items()},
-                            spacing, **postprocess)
+            alone = segment(
+                {role: average([p for g, p in members if g == group]) for role, members in maps.items()},
+                spacing,
+                **postprocess,
+            )
             save_in_reference_space(out_dir / group / path.name, alone.postprocessed, path)
     table = pd.concat(rows, ignore_index=True)
     write_table(ensemble_dir / "lesions.tsv", table)

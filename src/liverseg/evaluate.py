@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from .errors import InputError, raise_problems
 from .io import check_grid, load_nifti, spacing_of, write_table
-from .paths import check_output_file, real, refuse_overwriting, visible_files
 from .metrics import METRIC_KEYS, check_tolerance, subject_metrics
+from .paths import check_output_file, real, refuse_overwriting, visible_files
 
 SUFFIXES = (".nii.gz", ".nii")
 SPACING_ATOL_MM = 1e-3  # header spacings are float32; a resampled volume differs by far more
@@ -52,13 +52,19 @@ def evaluate_folders(
     """
     check_output_file(out_tsv)
     if real(pred_dir) == real(gt_dir):
-        raise InputError(f"{pred_dir}: the same folder as the ground truth {gt_dir}; "
-                         "every label would be scored against itself")
+        raise InputError(
+            f"{pred_dir}: the same folder as the ground truth {gt_dir}; every label would be scored against itself"
+        )
     pairs = pair_folders(pred_dir, gt_dir)
     refuse_overwriting([out_tsv], [path for _, gt, pred in pairs for path in (gt, pred)])
-    if Path(out_tsv).name.endswith(SUFFIXES) and real(out_tsv).parent in (real(pred_dir), real(gt_dir)):
-        raise InputError(f"{out_tsv}: a NIfTI name in an input folder; the table would be read as an image "
-                         "next time: choose another output")
+    if Path(out_tsv).name.endswith(SUFFIXES) and real(out_tsv).parent in (
+        real(pred_dir),
+        real(gt_dir),
+    ):
+        raise InputError(
+            f"{out_tsv}: a NIfTI name in an input folder; the table would be read as an image "
+            "next time: choose another output"
+        )
     frame = evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs)
     write_table(out_tsv, frame)
     return frame
@@ -71,7 +77,10 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list
     files, when a ground truth has no prediction, a prediction has no ground truth, or a
     ground truth matches two predictions.
     """
-    gts, preds = _nifti_files(Path(gt_dir), "ground truth"), _nifti_files(Path(pred_dir), "prediction")
+    gts, preds = (
+        _nifti_files(Path(gt_dir), "ground truth"),
+        _nifti_files(Path(pred_dir), "prediction"),
+    )
     pairs, problems, used = [], [], set()
     for stem, gt_path in gts.items():
         wanted = list(dict.fromkeys([_challenge_partner(stem), stem]))
@@ -83,7 +92,9 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list
         else:
             used.add(found[0])
             pairs.append((found[0], gt_path, preds[found[0]]))
-    problems += [f"{path}: no ground truth for this prediction in {gt_dir}" for s, path in preds.items() if s not in used]
+    problems += [
+        f"{path}: no ground truth for this prediction in {gt_dir}" for s, path in preds.items() if s not in used
+    ]
     raise_problems(problems, "cannot pair predictions with ground truth")
     return sorted(pairs, key=lambda p: _natural_key(p[0]))
 
@@ -162,8 +173,10 @@ def _header_problem(gt_path: Path, pred_path: Path) -> str | None:
         )
     offset = _grid_offset_mm(gt_affine, pred_affine, gt_shape)
     if offset > GRID_TOLERANCE_MM:
-        return (f"{pred_path}: not on the grid of the ground truth {gt_path}: voxels up to {offset:.3g} mm apart "
-                f"in world space (tolerance {GRID_TOLERANCE_MM} mm; shifted, rotated or flipped?)")
+        return (
+            f"{pred_path}: not on the grid of the ground truth {gt_path}: voxels up to {offset:.3g} mm apart "
+            f"in world space (tolerance {GRID_TOLERANCE_MM} mm; shifted, rotated or flipped?)"
+        )
     return None
 
 

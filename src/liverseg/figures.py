@@ -36,8 +36,16 @@ def spacing_figure(cohort: pd.DataFrame, path, *, cohort_name: str, seed: int = 
     for phase in PHASES:
         member = cohort["phase"].to_numpy() == phase
         if member.any():
-            ax.scatter(jitter(in_plane[member]), jitter(thickness[member]), s=28, alpha=0.8,
-                       color=PHASE_COLOURS[phase], label=f"{PHASE_NAMES[phase]} ({member.sum()})", edgecolor="white", linewidth=0.5)
+            ax.scatter(
+                jitter(in_plane[member]),
+                jitter(thickness[member]),
+                s=28,
+                alpha=0.8,
+                color=PHASE_COLOURS[phase],
+                label=f"{PHASE_NAMES[phase]} ({member.sum()})",
+                edgecolor="white",
+                linewidth=0.5,
+            )
     ax.set_xlabel("in-plane spacing (mm)")
     ax.set_ylabel("slice thickness (mm)")
     ax.set_title(f"Spatial resolution, {cohort_name} cohort (n={len(cohort)})")
@@ -63,10 +71,28 @@ def boxes_figure(boxes: pd.DataFrame, patch_sizes: dict[str, list[int]], path, *
         ax.scatter(side, part["size_z"], s=14, alpha=0.6, color="0.25")
         for i, (label, size) in enumerate(patch_sizes.items()):
             colour = colours[i % len(colours)]
-            ax.add_patch(Rectangle((0, 0), max(size[:2]), size[2], fill=False, lw=1.8, color=colour,
-                                   label=f"{'×'.join(map(str, size))}: {label}"))
-            ax.annotate("×".join(map(str, size)), (max(size[:2]), size[2]), xytext=(-3, 3), textcoords="offset points",
-                        ha="right", va="bottom", fontsize=9, fontweight="bold", color=colour)
+            ax.add_patch(
+                Rectangle(
+                    (0, 0),
+                    max(size[:2]),
+                    size[2],
+                    fill=False,
+                    lw=1.8,
+                    color=colour,
+                    label=f"{'×'.join(map(str, size))}: {label}",
+                )
+            )
+            ax.annotate(
+                "×".join(map(str, size)),
+                (max(size[:2]), size[2]),
+                xytext=(-3, 3),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=9,
+                fontweight="bold",
+                color=colour,
+            )
         extent_x = max([side.max() if len(side) else 0] + [max(s[:2]) for s in patch_sizes.values()])
         extent_z = max([part["size_z"].max() if len(part) else 0] + [s[2] for s in patch_sizes.values()])
         ax.set_xlim(0, extent_x * 1.08)
@@ -76,9 +102,17 @@ def boxes_figure(boxes: pd.DataFrame, patch_sizes: dict[str, list[int]], path, *
         ax.set_title(f"Bounding boxes of the {title} (n={len(part)})")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="patch sizes (H×W×slices) and the models using them", loc="upper center",
-               bbox_to_anchor=(0.5, 0.0), ncol=1 if len(labels) > 2 else len(labels), fontsize=9, title_fontsize=9,
-               frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        title="patch sizes (H×W×slices) and the models using them",
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=1 if len(labels) > 2 else len(labels),
+        fontsize=9,
+        title_fontsize=9,
+        frameon=False,
+    )
     fig.suptitle(f"Bounding boxes and patch sizes, {cohort_name} cohort")
     save(fig, path)
 
@@ -101,8 +135,14 @@ def draw_boxes_figure(boxes_tsv, patch_sizes_json, out_png, *, cohort_name: str)
 
 
 # Figure 2's columns: (x centre, width) in axis units (about an inch each), box colours.
-PIPELINE_COLUMNS = {"image": (0.75, 1.4), "models": (3.15, 2.25), "raw": (5.95, 2.4), "post": (8.9, 2.7),
-                    "segmentation": (11.55, 1.6), "uncertainty": (14.35, 2.9)}
+PIPELINE_COLUMNS = {
+    "image": (0.75, 1.4),
+    "models": (3.15, 2.25),
+    "raw": (5.95, 2.4),
+    "post": (8.9, 2.7),
+    "segmentation": (11.55, 1.6),
+    "uncertainty": (14.35, 2.9),
+}
 BOX_COLOURS = {"data": "#e8eef7", "model": "#fde5c8", "step": "#e3f1df"}
 ROW_HEIGHT = 2.6
 HEADER = 1.1  # room above the rows for the rule names
@@ -111,9 +151,17 @@ HEADER = 1.1  # room above the rows for the rule names
 def _box(ax, column: str, y: float, height: float, text: str, kind: str, title: str | None = None) -> tuple:
     """A rounded box centred at (column, y); returns its left and right edge points."""
     x, width = PIPELINE_COLUMNS[column]
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=BOX_COLOURS[kind],
-                                edgecolor="0.35", lw=1))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=BOX_COLOURS[kind],
+            edgecolor="0.35",
+            lw=1,
+        )
+    )
     if title:
         ax.text(x, y + height / 2 - 0.1, title, ha="center", va="top", fontsize=10, fontweight="bold")
     ax.text(x, y - (0.15 if title else 0), text, ha="center", va="center", fontsize=9, linespacing=1.3)
@@ -121,8 +169,12 @@ def _box(ax, column: str, y: float, height: float, text: str, kind: str, title: 
 
 
 def _arrow(ax, start: tuple, end: tuple) -> None:
-    ax.annotate("", xy=end, xytext=start,
-                arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.2, "shrinkA": 2, "shrinkB": 2})
+    ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.2, "shrinkA": 2, "shrinkB": 2},
+    )
 
 
 def _header(ax, first: str, last: str, y: float, text: str) -> None:
@@ -130,7 +182,16 @@ def _header(ax, first: str, last: str, y: float, text: str) -> None:
     left = PIPELINE_COLUMNS[first][0] - PIPELINE_COLUMNS[first][1] / 2
     right = PIPELINE_COLUMNS[last][0] + PIPELINE_COLUMNS[last][1] / 2
     ax.plot([left, left, right, right], [y - 0.08, y, y, y - 0.08], color="0.45", lw=1)
-    ax.text((left + right) / 2, y + 0.06, text, ha="center", va="bottom", fontsize=9, style="italic", color="0.2")
+    ax.text(
+        (left + right) / 2,
+        y + 0.06,
+        text,
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        style="italic",
+        color="0.2",
+    )
 
 
 def pipelines_figure(pipelines: list, rules: dict[str, str], path) -> None:
@@ -140,7 +201,13 @@ def pipelines_figure(pipelines: list, rules: dict[str, str], path) -> None:
     rows = len(pipelines)
     height = rows * ROW_HEIGHT + HEADER
     fig, ax = plt.subplots(figsize=(14, 0.92 * height))
-    _header(ax, "models", "models", height - 0.45, f"rule {rules['train']} (per fold),\nrule {rules['predict']}")
+    _header(
+        ax,
+        "models",
+        "models",
+        height - 0.45,
+        f"rule {rules['train']} (per fold),\nrule {rules['predict']}",
+    )
     _header(ax, "raw", "uncertainty", height - 0.45, f"rule {rules['segment']}")
     for row, steps in enumerate(pipelines):
         top = (rows - row) * ROW_HEIGHT
@@ -165,13 +232,22 @@ def pipelines_figure(pipelines: list, rules: dict[str, str], path) -> None:
     ax.set_xlim(0, 15.9)
     ax.set_ylim(0, height)
     ax.axis("off")
-    fig.suptitle("The pipelines as configured: from the MR image to the post-processed segmentation "
-                 "and the lesion uncertainty", fontsize=11.5)
+    fig.suptitle(
+        "The pipelines as configured: from the MR image to the post-processed segmentation and the lesion uncertainty",
+        fontsize=11.5,
+    )
     save(fig, path)
 
 
-def draw_pipelines_figure(patch_sizes_json, out_png, *, models: dict, encoder: str, postprocess: dict,
-                          rules: dict[str, str]) -> None:
+def draw_pipelines_figure(
+    patch_sizes_json,
+    out_png,
+    *,
+    models: dict,
+    encoder: str,
+    postprocess: dict,
+    rules: dict[str, str],
+) -> None:
     """Figure 2 from the configured models, their resolved patch sizes and the rule names."""
     import json
     from pathlib import Path
@@ -190,7 +266,9 @@ STATUS_COLOURS = {"TP": "#1b9e77", "FP": "#d95f02"}
 MAX_LABELS = 6  # uncertainty values printed per case in Figure 5
 
 
-def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str, images: str | None = None) -> None:
+def uncertainty_figure(
+    lesions: pd.DataFrame, path, *, pipeline: str, cohort_name: str, images: str | None = None
+) -> None:
     """Figure 4: lesion uncertainty by TP/FP status (left) and against log volume (right);
     `images` names the images when not the cross-validation's (e.g. the held-out ones)."""
     from .lesions import spearman, uncertainty_auroc
@@ -199,10 +277,23 @@ def uncertainty_figure(lesions: pd.DataFrame, path, *, pipeline: str, cohort_nam
     bins = np.linspace(0, 1, 21)
     for status, colour in STATUS_COLOURS.items():
         values = lesions.loc[lesions["status"] == status, "uncertainty"]
-        left.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{status} (n={len(values)})", edgecolor="white")
+        left.hist(
+            values,
+            bins=bins,
+            alpha=0.6,
+            color=colour,
+            label=f"{status} (n={len(values)})",
+            edgecolor="white",
+        )
         member = lesions["status"] == status
-        right.scatter(lesions.loc[member, "volume_mm3"], lesions.loc[member, "uncertainty"], s=16, alpha=0.7,
-                      color=colour, label=status)
+        right.scatter(
+            lesions.loc[member, "volume_mm3"],
+            lesions.loc[member, "uncertainty"],
+            s=16,
+            alpha=0.7,
+            color=colour,
+            label=status,
+        )
     auroc = uncertainty_auroc(lesions) if len(lesions) else float("nan")
     left.set_xlabel("lesion uncertainty $L_{unc}$")
     left.set_ylabel("lesions")
@@ -256,9 +347,15 @@ def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) ->
             ax.contour(mask.T, levels=[0.5], colors=[colour], linewidths=1.8)
             if rank < MAX_LABELS:  # values for the largest lesions only, so that they stay legible
                 ys, xs = np.nonzero(mask.T)
-                ax.annotate(f"{lesion['uncertainty']:.2f} ({lesion['status']})", (xs.max() + 2, ys.mean()),
-                            color=colour, fontsize=8, fontweight="bold", va="center",
-                            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
+                ax.annotate(
+                    f"{lesion['uncertainty']:.2f} ({lesion['status']})",
+                    (xs.max() + 2, ys.mean()),
+                    color=colour,
+                    fontsize=8,
+                    fontweight="bold",
+                    va="center",
+                    bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"},
+                )
         ax.set_title(f"{case['subject']}, slice {z}: {len(shown)} of its {len(table)} lesions")
         ax.axis("off")
     if not cases:
@@ -274,12 +371,25 @@ def draw_heldout_uncertainty_figure(lesions_tsv, out_png, *, pipeline: str, coho
     """Figure 4 of the five-fold ensemble on the held-out images (their lesion table with status)."""
     from .lesions import read_lesion_table
 
-    uncertainty_figure(read_lesion_table(lesions_tsv), out_png, pipeline=pipeline, cohort_name=cohort_name,
-                       images="held-out images, five-fold ensemble")
+    uncertainty_figure(
+        read_lesion_table(lesions_tsv),
+        out_png,
+        pipeline=pipeline,
+        cohort_name=cohort_name,
+        images="held-out images, five-fold ensemble",
+    )
 
 
-def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fig5_png, *, pipeline: str,
-                        cohort_name: str) -> None:
+def draw_lesion_figures(
+    lesions_tsv,
+    cohort_tsv,
+    segmentations_dir,
+    fig4_png,
+    fig5_png,
+    *,
+    pipeline: str,
+    cohort_name: str,
+) -> None:
     """Figures 4 and 5 from one pipeline's lesion table and post-processed segmentations."""
     from pathlib import Path
 
@@ -297,8 +407,14 @@ def draw_lesion_figures(lesions_tsv, cohort_tsv, segmentations_dir, fig4_png, fi
         # numbered as lesions.lesion_table numbers them: components met in C order
         labelled, _ = label_components(seg == 2)
         image = load_nifti(records[subject]["image"]).get_fdata(dtype=np.float32)
-        cases.append({"subject": subject, "image": image, "lesions": labelled,
-                      "table": lesions[lesions["subject"] == subject]})
+        cases.append(
+            {
+                "subject": subject,
+                "image": image,
+                "lesions": labelled,
+                "table": lesions[lesions["subject"] == subject],
+            }
+        )
     cases_figure(cases, fig5_png, pipeline=pipeline, cohort_name=cohort_name)
 
 
@@ -316,8 +432,10 @@ def synthetic_examples_figure(cases: list[dict], path) -> None:
         ax.contour((case["label"] > 0).T, levels=[0.5], colors=["#4dac26"], linewidths=1.0)
         ax.contour((case["label"] == 2).T, levels=[0.5], colors=["#d7191c"], linewidths=1.0)
         sx, _, sz = case["spacing"]
-        ax.set_title(f"{case['phase']}\n{case['subject']}, slice {case['slice']} ({sx:.2f} mm, {sz:.1f} mm thick)",
-                     fontsize=9)
+        ax.set_title(
+            f"{case['phase']}\n{case['subject']}, slice {case['slice']} ({sx:.2f} mm, {sz:.1f} mm thick)",
+            fontsize=9,
+        )
         ax.axis("off")
     fig.suptitle("Synthetic cohort: one subject per phase (green: liver, red: tumour)")
     save(fig, path)

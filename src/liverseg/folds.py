@@ -47,8 +47,13 @@ def _largest_remainder(counts: dict[str, int], total: int) -> dict[str, int]:
     return share
 
 
-def make_folds(phases: dict[str, str], n_folds: int = 5, validation_fraction: float = 8 / 60, seed: int = 0,
-               scheme: str = "stratified") -> dict:
+def make_folds(
+    phases: dict[str, str],
+    n_folds: int = 5,
+    validation_fraction: float = 8 / 60,
+    seed: int = 0,
+    scheme: str = "stratified",
+) -> dict:
     """Folds as {"seed", "scheme", "folds": [{"fold": 1.., "train", "validation", "test"}]}.
 
     `scheme`: "stratified" (any cohort) or "paper" (the paper's Table 1 counts; needs
@@ -57,7 +62,9 @@ def make_folds(phases: dict[str, str], n_folds: int = 5, validation_fraction: fl
     """
     if scheme == "paper":
         if n_folds != len(PAPER_TABLE1):
-            raise ConfigError(f"folds.n_folds {n_folds}: folds.scheme 'paper' deals the paper's {len(PAPER_TABLE1)} folds")
+            raise ConfigError(
+                f"folds.n_folds {n_folds}: folds.scheme 'paper' deals the paper's {len(PAPER_TABLE1)} folds"
+            )
         return {"seed": seed, "scheme": scheme, "folds": paper_folds(phases, seed)}
     if scheme != "stratified":
         raise ConfigError(f"folds.scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
@@ -134,12 +141,14 @@ def paper_folds(phases: dict[str, str], seed: int) -> list[dict]:
             validation += candidates[: counts["validation"][i]]
         uses.update(validation)
         held = set(test[k]) | set(validation)
-        folds.append({
-            "fold": k,
-            "train": sorted((s for s in phases if s not in held), key=_natural),
-            "validation": sorted(validation, key=_natural),
-            "test": sorted(test[k], key=_natural),
-        })
+        folds.append(
+            {
+                "fold": k,
+                "train": sorted((s for s in phases if s not in held), key=_natural),
+                "validation": sorted(validation, key=_natural),
+                "test": sorted(test[k], key=_natural),
+            }
+        )
     return folds
 
 
@@ -153,19 +162,30 @@ def fold_of_subject(folds: dict) -> dict[str, int]:
     return {s: f["fold"] for f in folds["folds"] for s in f["test"]}
 
 
-def write_folds(cohort_tsv, folds_json, table_stem, *, seed: int, n_folds: int, validation_fraction: float,
-                scheme: str = "stratified") -> dict:
+def write_folds(
+    cohort_tsv,
+    folds_json,
+    table_stem,
+    *,
+    seed: int,
+    n_folds: int,
+    validation_fraction: float,
+    scheme: str = "stratified",
+) -> dict:
     """The folds stage: folds.json and Table 1 (tsv, md) from cohort.tsv."""
     from .cohort import read_cohort
     from .io import write_json
     from .tables import table1, write_table
 
     phases = {r["subject"]: r["phase"] for r in read_cohort(cohort_tsv)}
-    folds = make_folds(phases, n_folds=n_folds, validation_fraction=validation_fraction, seed=seed,
-                       scheme=scheme)
+    folds = make_folds(phases, n_folds=n_folds, validation_fraction=validation_fraction, seed=seed, scheme=scheme)
     write_json(folds_json, folds)
-    write_table(table1(folds, phases), table_stem, formats=("tsv", "md"),
-                caption="Table 1: phase counts per split and fold (A arterial, D delayed, NC no contrast, P portal, U unknown)")
+    write_table(
+        table1(folds, phases),
+        table_stem,
+        formats=("tsv", "md"),
+        caption="Table 1: phase counts per split and fold (A arterial, D delayed, NC no contrast, P portal, U unknown)",
+    )
     return folds
 
 

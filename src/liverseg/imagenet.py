@@ -25,7 +25,16 @@ from pathlib import Path
 
 from .errors import ConfigError, InputError
 
-__all__ = ["CACHE", "FILE_NAME", "SHA256_PREFIX", "URL", "fetch_weights", "how_to_get", "sha256_of", "verify_weights"]
+__all__ = [
+    "CACHE",
+    "FILE_NAME",
+    "SHA256_PREFIX",
+    "URL",
+    "fetch_weights",
+    "how_to_get",
+    "sha256_of",
+    "verify_weights",
+]
 
 URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V1
 FILE_NAME = URL.rsplit("/", 1)[-1]
@@ -52,8 +61,12 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def verify_weights(path: str | os.PathLike, sha256_prefix: str | None = None, key: str = KEY,
-                   name: str | None = None) -> Path:
+def verify_weights(
+    path: str | os.PathLike,
+    sha256_prefix: str | None = None,
+    key: str = KEY,
+    name: str | None = None,
+) -> Path:
     """`path` as a Path once its SHA-256 starts with `sha256_prefix` (default SHA256_PREFIX).
 
     Raises ConfigError (`key` and the path) if the file is missing, InputError (`name`,
@@ -67,14 +80,19 @@ def verify_weights(path: str | os.PathLike, sha256_prefix: str | None = None, ke
     actual = sha256_of(path)
     if not actual.startswith(prefix):
         raise InputError(
-            f"{name or path}: SHA-256 {actual[:len(prefix)]}..., expected {prefix}... (torchvision's ResNet-50 "
+            f"{name or path}: SHA-256 {actual[: len(prefix)]}..., expected {prefix}... (torchvision's ResNet-50 "
             f"IMAGENET1K_V1, {FILE_NAME}): a partial download or another file. {how_to_get()}"
         )
     return path
 
 
-def fetch_weights(out_path: str | os.PathLike, source: str | os.PathLike | None = None, url: str = URL,
-                  sha256_prefix: str | None = None, timeout: float = 60) -> None:
+def fetch_weights(
+    out_path: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    url: str = URL,
+    sha256_prefix: str | None = None,
+    timeout: float = 60,
+) -> None:
     """Write the verified weights to `out_path` (atomically): copied from `source` when
     given, else downloaded from `url`. Raises InputError naming both ways to the weights
     when the download fails or the checksum differs."""
@@ -86,7 +104,10 @@ def fetch_weights(out_path: str | os.PathLike, source: str | os.PathLike | None 
             shutil.copyfile(source, tmp)
             return
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as handle:
+            with (
+                urllib.request.urlopen(url, timeout=timeout) as response,
+                open(tmp, "wb") as handle,
+            ):
                 shutil.copyfileobj(response, handle, CHUNK)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc

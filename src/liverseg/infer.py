@@ -11,7 +11,7 @@ the borders of each patch where the network sees little context.
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -34,9 +34,15 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
-def sliding_window_logits(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int],
-                          overlap: float = 0.5, mode: str = "gaussian", sw_batch_size: int = 2,
-                          device: torch.device | str | None = None) -> torch.Tensor:
+def sliding_window_logits(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    patch_size: Sequence[int],
+    overlap: float = 0.5,
+    mode: str = "gaussian",
+    sw_batch_size: int = 2,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Blended network outputs (logits) for a raw image (H, W, D), the model in eval mode:
     a float32 tensor (1, C, H, W, D) on `device` (default: the model's device, where the
     model is moved)."""
@@ -48,9 +54,15 @@ def sliding_window_logits(model: torch.nn.Module, image: np.ndarray, patch_size:
         model.train(was_training)
 
 
-def blend_windows(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float = 0.5,
-                  mode: str = "gaussian", sw_batch_size: int = 2,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def blend_windows(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    patch_size: Sequence[int],
+    overlap: float = 0.5,
+    mode: str = "gaussian",
+    sw_batch_size: int = 2,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """`sliding_window_logits` in the model's current mode, without gradients (in train
     mode, BatchNorm normalises each batch of `sw_batch_size` windows by its own statistics)."""
     patch_size = _check_patch_size(patch_size)
@@ -71,15 +83,27 @@ def blend_windows(model: torch.nn.Module, image: np.ndarray, patch_size: Sequenc
 
     with torch.no_grad():
         logits = sliding_window_inference(
-            tensor, roi_size=patch_size, sw_batch_size=int(sw_batch_size), predictor=predictor,
-            overlap=float(overlap), mode=mode, padding_mode="constant", cval=float(data.min()),
+            tensor,
+            roi_size=patch_size,
+            sw_batch_size=int(sw_batch_size),
+            predictor=predictor,
+            overlap=float(overlap),
+            mode=mode,
+            padding_mode="constant",
+            cval=float(data.min()),
         )
     return logits.float()
 
 
-def predict_volume(model: torch.nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float = 0.5,
-                   mode: str = "gaussian", sw_batch_size: int = 2,
-                   device: torch.device | str | None = None) -> np.ndarray:
+def predict_volume(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    patch_size: Sequence[int],
+    overlap: float = 0.5,
+    mode: str = "gaussian",
+    sw_batch_size: int = 2,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
     """Softmax probabilities (C, H, W, D), float32, for a raw image (H, W, D)."""
     logits = sliding_window_logits(model, image, patch_size, overlap, mode, sw_batch_size, device)
     return torch.softmax(logits, dim=1)[0].cpu().numpy()

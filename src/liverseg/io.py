@@ -12,8 +12,8 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -135,7 +135,9 @@ def save_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dt
         nib.save(img, str(tmp))
 
 
-def save_in_reference_space(path: str | os.PathLike, data: np.ndarray, reference: str | os.PathLike, dtype=np.uint8) -> None:
+def save_in_reference_space(
+    path: str | os.PathLike, data: np.ndarray, reference: str | os.PathLike, dtype=np.uint8
+) -> None:
     """Write a canonical-orientation array in the orientation and header of `reference`.
 
     Segmentations are computed in the canonical orientation load_nifti gives; a user (and
@@ -143,7 +145,8 @@ def save_in_reference_space(path: str | os.PathLike, data: np.ndarray, reference
     """
     original = nib.load(str(reference))
     back = nib.orientations.ornt_transform(
-        nib.orientations.axcodes2ornt(("R", "A", "S")), nib.orientations.io_orientation(original.affine)
+        nib.orientations.axcodes2ornt(("R", "A", "S")),
+        nib.orientations.io_orientation(original.affine),
     )
     array = nib.orientations.apply_orientation(np.asarray(data), back).astype(dtype)
     header = original.header.copy()

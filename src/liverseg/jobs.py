@@ -34,18 +34,43 @@ def _limit_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def pretrain_job(cohort_tsv, folds_json, fold: int, out_path, *, ahnet: dict, pretrain: dict, seed: int,
-                 threads: int | None = None) -> None:
+def pretrain_job(
+    cohort_tsv,
+    folds_json,
+    fold: int,
+    out_path,
+    *,
+    ahnet: dict,
+    pretrain: dict,
+    seed: int,
+    threads: int | None = None,
+) -> None:
     """2.5D encoder pretraining on the fold's training subjects (AH-Net's recipe)."""
     from .pretrain import pretrain_encoder
 
     _limit_threads(threads)
     split = fold_records(cohort_tsv, folds_json, fold)
-    pretrain_encoder(split["train"], out_path, layers=ahnet["layers"], seed=job_seed(seed, "encoder", fold), **pretrain)
+    pretrain_encoder(
+        split["train"],
+        out_path,
+        layers=ahnet["layers"],
+        seed=job_seed(seed, "encoder", fold),
+        **pretrain,
+    )
 
 
-def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: str, out_dir, *, config: dict,
-              encoder_path=None, threads: int | None = None) -> None:
+def train_job(
+    cohort_tsv,
+    folds_json,
+    patch_sizes_json,
+    fold: int,
+    model_name: str,
+    out_dir,
+    *,
+    config: dict,
+    encoder_path=None,
+    threads: int | None = None,
+) -> None:
     """One training job: model `model_name` on fold `fold`."""
     from .nets import check_patch_size
     from .train import train_model
@@ -54,8 +79,13 @@ def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: s
     model = dict(config["models"][model_name])
     model["patch_size"] = resolve_patch_size(model, json.loads(Path(patch_sizes_json).read_text()))
     # Here the size is known even when "auto", and the error can name the model's config key.
-    check_patch_size(model["network"], model["patch_size"], config["ahnet"], median_spacing(split["train"]),
-                     f"models.{model_name}")
+    check_patch_size(
+        model["network"],
+        model["patch_size"],
+        config["ahnet"],
+        median_spacing(split["train"]),
+        f"models.{model_name}",
+    )
     train_model(
         split["train"],
         split["validation"],
@@ -74,8 +104,15 @@ def train_job(cohort_tsv, folds_json, patch_sizes_json, fold: int, model_name: s
     )
 
 
-def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *, inference: dict,
-                threads: int | None = None) -> None:
+def predict_job(
+    cohort_tsv,
+    folds_json,
+    model_paths: dict[int, str],
+    out_dir,
+    *,
+    inference: dict,
+    threads: int | None = None,
+) -> None:
     """Probabilities (float16, .npz) of every cross-validation subject by the model of the
     fold whose test split holds it: out_dir/fold{k}/{subject}.npz."""
     import numpy as np
@@ -88,13 +125,26 @@ def predict_job(cohort_tsv, folds_json, model_paths: dict[int, str], out_dir, *,
     _limit_threads(threads)
     for fold, model_path in sorted(model_paths.items()):
         model, spec = load_model(model_path)
-        for record in tqdm(fold_records(cohort_tsv, folds_json, fold)["test"], desc=f"predict fold {fold}", unit="subject"):
+        for record in tqdm(
+            fold_records(cohort_tsv, folds_json, fold)["test"],
+            desc=f"predict fold {fold}",
+            unit="subject",
+        ):
             image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
             probabilities = predict_volume(model, image, spec["patch_size"], **inference)
             save_probabilities(Path(out_dir) / f"fold{fold}" / f"{record['subject']}.npz", probabilities)
 
 
-def segment_job(pipeline: str, cohort_tsv, folds_json, predictions_dir, out_dir, lesions_tsv, *, postprocess: dict) -> None:
+def segment_job(
+    pipeline: str,
+    cohort_tsv,
+    folds_json,
+    predictions_dir,
+    out_dir,
+    lesions_tsv,
+    *,
+    postprocess: dict,
+) -> None:
     """Every cross-validation subject of one pipeline, raw and post-processed, and the
     lesion table of the post-processed segmentations (volume, uncertainty, TP/FP)."""
     import numpy as np
@@ -129,8 +179,10 @@ def evaluate_job(cohort_tsv, segmentations_dir, stage: str, out_tsv, *, toleranc
     from .evaluate import evaluate_pairs
     from .io import write_table
 
-    pairs = [(r["subject"], r["label"], Path(segmentations_dir) / stage / f"{r['subject']}.nii.gz")
-             for r in read_cohort(cohort_tsv)]
+    pairs = [
+        (r["subject"], r["label"], Path(segmentations_dir) / stage / f"{r['subject']}.nii.gz")
+        for r in read_cohort(cohort_tsv)
+    ]
     write_table(out_tsv, evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs))
 
 
@@ -145,8 +197,12 @@ def table2_job(metrics: dict[str, str], stem) -> None:
     from .tables import table2, table2_values, write_table
 
     frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
-    write_table(table2(frames), stem, values=table2_values(frames),
-                caption="Table 2: the challenge's metrics, mean ± std over the cross-validation subjects")
+    write_table(
+        table2(frames),
+        stem,
+        values=table2_values(frames),
+        caption="Table 2: the challenge's metrics, mean ± std over the cross-validation subjects",
+    )
 
 
 def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
@@ -155,8 +211,12 @@ def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
     from .tables import table3, write_table
 
     tests = compare_pipelines(_read_metrics(multiclass_tsv), _read_metrics(dual_binary_tsv), "M", "B", alpha=alpha)
-    write_table(table3(tests, alpha=alpha), stem, values=tests,
-                caption="Table 3: significance of the differences between the pipelines (M multi-class, B dual binary)")
+    write_table(
+        table3(tests, alpha=alpha),
+        stem,
+        values=tests,
+        caption="Table 3: significance of the differences between the pipelines (M multi-class, B dual binary)",
+    )
 
 
 def heldout_job(pipeline: str, prediction_dirs: dict[str, str], labels_dir, out_tsv, *, tolerance_mm: float) -> None:
@@ -180,11 +240,23 @@ def heldout_table_job(tsvs, stem) -> None:
     from .tables import write_table
 
     frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
-    columns = ["liver_dice", "liver_surface_dice", "liver_hd", "tumor_dice", "tumor_surface_dice", "tumor_hd",
-               "tumor_burden_error"]
+    columns = [
+        "liver_dice",
+        "liver_surface_dice",
+        "liver_hd",
+        "tumor_dice",
+        "tumor_surface_dice",
+        "tumor_hd",
+        "tumor_burden_error",
+    ]
     summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().reset_index()
-    write_table(summary.round(3), stem, formats=("tsv", "md"), values=summary,
-                caption="Held-out images: the five-fold ensemble against each single-fold model (means)")
+    write_table(
+        summary.round(3),
+        stem,
+        formats=("tsv", "md"),
+        values=summary,
+        caption="Held-out images: the five-fold ensemble against each single-fold model (means)",
+    )
 
 
 def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
@@ -201,8 +273,10 @@ def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
     pairs = pair_folders(ensemble_dir, labels_dir)  # every label has its segmentation, and back
     unknown = sorted(set(table["subject"]) - {subject for subject, _, _ in pairs})
     if unknown:
-        raise InputError(f"{ensemble_dir}/lesions.tsv: lesions of {', '.join(unknown)}, which has no segmentation "
-                         f"with a label in {labels_dir}")
+        raise InputError(
+            f"{ensemble_dir}/lesions.tsv: lesions of {', '.join(unknown)}, which has no segmentation "
+            f"with a label in {labels_dir}"
+        )
     rows = [table.iloc[:0]]  # the columns, when no image has a lesion
     for subject, gt_path, seg_path in pairs:
         seg, gt = (np.asarray(load_nifti(path).dataobj).astype(np.uint8) for path in (seg_path, gt_path))
@@ -224,9 +298,22 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
         for pipeline, path in tsvs.items():
             table = read_lesion_table(path)
             rho, _ = spearman(table)
-            rows.append({"pipeline": pipeline, "images": images, "lesions": len(table),
-                         "TP": int((table["status"] == "TP").sum()), "FP": int((table["status"] == "FP").sum()),
-                         "AUROC (FP vs TP)": uncertainty_auroc(table), "Spearman (uncertainty, log volume)": rho})
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "images": images,
+                    "lesions": len(table),
+                    "TP": int((table["status"] == "TP").sum()),
+                    "FP": int((table["status"] == "FP").sum()),
+                    "AUROC (FP vs TP)": uncertainty_auroc(table),
+                    "Spearman (uncertainty, log volume)": rho,
+                }
+            )
     frame = pd.DataFrame(rows)
-    write_table(frame.round(3), stem, formats=("tsv", "md"), values=frame,
-                caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions")
+    write_table(
+        frame.round(3),
+        stem,
+        formats=("tsv", "md"),
+        values=frame,
+        caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions",
+    )

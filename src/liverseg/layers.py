@@ -32,8 +32,13 @@ class WindowMaxPool3d(nn.MaxPool3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = _triple(self.kernel_size)
-        plain = (_triple(self.stride) != kernel or _triple(self.padding) != (0, 0, 0)
-                 or _triple(self.dilation) != (1, 1, 1) or self.ceil_mode or self.return_indices)
+        plain = (
+            _triple(self.stride) != kernel
+            or _triple(self.padding) != (0, 0, 0)
+            or _triple(self.dilation) != (1, 1, 1)
+            or self.ceil_mode
+            or self.return_indices
+        )
         if plain or not _fast_path(x) or not all(k & (k - 1) == 0 and k <= n for k, n in zip(kernel, x.shape[2:])):
             return super().forward(x)
         for axis, side in zip(range(2, 5), kernel):
@@ -50,9 +55,15 @@ class WindowConvTranspose3d(nn.ConvTranspose3d):
     product without grad."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        plain = (_triple(self.kernel_size) != _triple(self.stride) or _triple(self.padding) != (0, 0, 0)
-                 or _triple(self.output_padding) != (0, 0, 0) or _triple(self.dilation) != (1, 1, 1)
-                 or self.groups != 1 or self.padding_mode != "zeros" or output_size is not None)
+        plain = (
+            _triple(self.kernel_size) != _triple(self.stride)
+            or _triple(self.padding) != (0, 0, 0)
+            or _triple(self.output_padding) != (0, 0, 0)
+            or _triple(self.dilation) != (1, 1, 1)
+            or self.groups != 1
+            or self.padding_mode != "zeros"
+            or output_size is not None
+        )
         if plain or not _fast_path(x, self.weight, self.bias):
             return super().forward(x, output_size)
         n, _, d, h, w = x.shape
@@ -71,13 +82,29 @@ def use_window_layers(net: nn.Module) -> nn.Module:
     for module in list(net.modules()):
         for name, child in module.named_children():
             if type(child) is nn.MaxPool3d:
-                twin = WindowMaxPool3d(child.kernel_size, child.stride, child.padding, child.dilation,
-                                       return_indices=child.return_indices, ceil_mode=child.ceil_mode)
+                twin = WindowMaxPool3d(
+                    child.kernel_size,
+                    child.stride,
+                    child.padding,
+                    child.dilation,
+                    return_indices=child.return_indices,
+                    ceil_mode=child.ceil_mode,
+                )
             elif type(child) is nn.ConvTranspose3d:
                 twin = WindowConvTranspose3d(
-                    child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                    child.output_padding, child.groups, child.bias is not None, child.dilation, child.padding_mode,
-                    device=child.weight.device, dtype=child.weight.dtype)
+                    child.in_channels,
+                    child.out_channels,
+                    child.kernel_size,
+                    child.stride,
+                    child.padding,
+                    child.output_padding,
+                    child.groups,
+                    child.bias is not None,
+                    child.dilation,
+                    child.padding_mode,
+                    device=child.weight.device,
+                    dtype=child.weight.dtype,
+                )
                 twin.load_state_dict(child.state_dict())
             else:
                 continue

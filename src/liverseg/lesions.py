@@ -78,8 +78,10 @@ def fill_status(table: pd.DataFrame, seg: np.ndarray, gt: np.ndarray, subject: s
     found = _Lesions.of(seg)
     voxels = found.count() if found else np.zeros(0, np.int64)
     if rows["lesion"].tolist() != list(range(1, len(voxels) + 1)) or rows["voxels"].tolist() != voxels.tolist():
-        raise InputError(f"{subject}: the segmentation's {len(voxels)} lesion(s) are not the lesion table's "
-                         f"{len(rows)} (another segmentation, or a table of another run?)")
+        raise InputError(
+            f"{subject}: the segmentation's {len(voxels)} lesion(s) are not the lesion table's "
+            f"{len(rows)} (another segmentation, or a table of another run?)"
+        )
     return rows.assign(status=found.status(gt) if found else [])
 
 
@@ -125,7 +127,7 @@ class _Lesions:
         self.ids = labelled[self.coords]
 
     @classmethod
-    def of(cls, seg: np.ndarray) -> "_Lesions | None":
+    def of(cls, seg: np.ndarray) -> _Lesions | None:
         box = bounding_box(seg == 2)
         return None if box is None else cls(box, *label_components(seg[box] == 2))
 

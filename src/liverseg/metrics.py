@@ -35,9 +35,9 @@ rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -110,7 +110,10 @@ def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], 
     tumor_gt, tumor_pred = gt_crop == 2, pred_crop == 2
     tumor_box = _bounding_box(tumor_gt, tumor_pred)
     if tumor_box is not None:  # a tumour's box is much smaller than the liver's: recrop
-        tumor_gt, tumor_pred = _crop(tumor_gt, tumor_box, margin), _crop(tumor_pred, tumor_box, margin)
+        tumor_gt, tumor_pred = (
+            _crop(tumor_gt, tumor_box, margin),
+            _crop(tumor_pred, tumor_box, margin),
+        )
     out.update(_prefixed("tumor", _cropped_region_metrics(tumor_gt, tumor_pred, spacing, tolerance_mm)))
 
     burden_true = _burden(int(np.count_nonzero(tumor_gt)), int(np.count_nonzero(liver_gt)))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 from monai.networks.nets import AHNet, DynUNet, ResNet
@@ -24,8 +23,14 @@ from torch import nn
 
 from .errors import ConfigError, InputError
 from .layers import use_window_layers
-from .patch_rules import (DYNUNET_MIN_SIZE, check_ahnet_patch_size, check_psp_block_num, int_triple, is_positive_int,
-                          positive_ints)
+from .patch_rules import (
+    DYNUNET_MIN_SIZE,
+    check_ahnet_patch_size,
+    check_psp_block_num,
+    int_triple,
+    is_positive_int,
+    positive_ints,
+)
 
 RESNET_INPLANES = (64, 128, 256, 512)  # torchvision ResNet-50 widths (x4 after each bottleneck)
 DYNUNET_MAX_FILTERS = 320  # nnU-Net's cap on the number of feature maps in 3D
@@ -38,8 +43,12 @@ def _check_layers(layers, key: str) -> tuple[int, int, int, int]:
     return positive_ints(layers, 4, key, "four positive integers (blocks in layer1..layer4)")
 
 
-def ahnet(out_channels: int, layers: Sequence[int] = (3, 4, 6, 3), psp_block_num: int = 4,
-          window_layers: bool = True) -> AHNet:
+def ahnet(
+    out_channels: int,
+    layers: Sequence[int] = (3, 4, 6, 3),
+    psp_block_num: int = 4,
+    window_layers: bool = True,
+) -> AHNet:
     """A 3D AHNet for one-channel images; (3, 4, 6, 3) is the ResNet-50 encoder of the paper.
     `window_layers`: its pooling and transposed convolutions replaced by layers.py's
     (faster CPU inference, training unchanged); False: MONAI's network as it is."""
@@ -169,11 +178,22 @@ def build_network(
     if network == "ahnet":
         cfg = dict(ahnet_cfg or {})
         return ahnet(out_channels, cfg.get("layers", (3, 4, 6, 3)), cfg.get("psp_block_num", 4))
-    return dynunet(out_channels, median_spacing, patch_size, dict(dynunet_cfg or {}).get("filters"), f"{key}.patch_size")
+    return dynunet(
+        out_channels,
+        median_spacing,
+        patch_size,
+        dict(dynunet_cfg or {}).get("filters"),
+        f"{key}.patch_size",
+    )
 
 
-def check_patch_size(network: str, patch_size: Sequence[int], ahnet_cfg: Mapping | None,
-                     median_spacing: Sequence[float] | None, key: str = "model") -> None:
+def check_patch_size(
+    network: str,
+    patch_size: Sequence[int],
+    ahnet_cfg: Mapping | None,
+    median_spacing: Sequence[float] | None,
+    key: str = "model",
+) -> None:
     """ConfigError naming `key` (the model's config entry) unless `network` can take
     `patch_size`: AHNet's rule, or DynUNet's plan for `median_spacing`."""
     patch_key = f"{key}.patch_size"

@@ -14,8 +14,17 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["real", "is_hidden", "is_hidden_below", "visible_files", "refuse_overwriting", "check_output_file",
-           "check_output_folder", "check_fresh_folder", "remove_all_but"]
+__all__ = [
+    "real",
+    "is_hidden",
+    "is_hidden_below",
+    "visible_files",
+    "refuse_overwriting",
+    "check_output_file",
+    "check_output_folder",
+    "check_fresh_folder",
+    "remove_all_but",
+]
 
 
 def real(path: str | os.PathLike) -> Path:
@@ -81,12 +90,16 @@ def check_fresh_folder(folder: str | os.PathLike, overwrite: bool, layout: Colle
     if not entries:
         return
     if not overwrite:
-        raise InputError(f"{folder}: not empty (holds {_some(entries)}); choose a new folder, "
-                         "or pass --overwrite to replace what an earlier run wrote there")
+        raise InputError(
+            f"{folder}: not empty (holds {_some(entries)}); choose a new folder, "
+            "or pass --overwrite to replace what an earlier run wrote there"
+        )
     foreign = [name for name in entries if name not in layout]
     if foreign:
-        raise InputError(f"{folder}: holds {_some(foreign)}, which it would not write; "
-                         f"--overwrite replaces only {', '.join(sorted(layout))}: choose another folder")
+        raise InputError(
+            f"{folder}: holds {_some(foreign)}, which it would not write; "
+            f"--overwrite replaces only {', '.join(sorted(layout))}: choose another folder"
+        )
 
 
 def remove_all_but(folder: str | os.PathLike, keep: Iterable[str | os.PathLike]) -> None:

@@ -119,8 +119,11 @@ def label_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> tupl
     voxel is met in C order, and n."""
     # As uint8 (a zero-copy view): cc3d 4.1 fails on some boolean masks one voxel wide
     # (e.g. 1x1x3, [1, 0, 1]) under 26-connectivity; its uint8 path labels them right.
-    return cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
-                                     connectivity=connectivity, return_N=True)
+    return cc3d.connected_components(
+        np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
+        connectivity=connectivity,
+        return_N=True,
+    )
 
 
 def grown_from(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:

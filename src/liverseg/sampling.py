@@ -24,8 +24,8 @@ same seed gives the same patches, with or without workers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -52,8 +52,14 @@ class CentreDistribution:
     weights: tuple[tuple[int, float], ...]
 
     @classmethod
-    def of(cls, label: np.ndarray, patch: Sequence[int], weights: Mapping[int, float],
-           block: int = BLOCK, name: str = "label map") -> "CentreDistribution":
+    def of(
+        cls,
+        label: np.ndarray,
+        patch: Sequence[int],
+        weights: Mapping[int, float],
+        block: int = BLOCK,
+        name: str = "label map",
+    ) -> CentreDistribution:
         """The distribution of `tio.LabelSampler(patch, label_probabilities=weights)` on
         the integer label map `label` (H, W, D); `name` names it in errors."""
         shape = tuple(int(s) for s in label.shape)
@@ -69,8 +75,10 @@ class CentreDistribution:
         np.take(table, inside, out=cdf[region])
         total = cdf.sum()
         if total == 0:
-            raise InputError(f"{name}: no voxel of the sampled classes {sorted(k for k, v in weights.items() if v)} "
-                             f"lies where a patch of {tuple(patch_size)} can be centred")
+            raise InputError(
+                f"{name}: no voxel of the sampled classes {sorted(k for k, v in weights.items() if v)} "
+                f"lies where a patch of {tuple(patch_size)} can be centred"
+            )
         # TorchIO normalises twice (process_probability_map, then the CDF's own
         # normalisation): the same two reductions in the same order, in place.
         cdf /= total
@@ -78,11 +86,17 @@ class CentreDistribution:
         cdf /= second_total
         flat = cdf.reshape(-1)
         np.cumsum(flat, out=flat)
-        ends = flat[block - 1::block]
+        ends = flat[block - 1 :: block]
         if flat.size % block:
             ends = np.append(ends, flat[-1])
-        return cls(shape=shape, box=box, probabilities=table / total / second_total, block_ends=ends.copy(),
-                   block=block, **_settings(patch_size, weights))
+        return cls(
+            shape=shape,
+            box=box,
+            probabilities=table / total / second_total,
+            block_ends=ends.copy(),
+            block=block,
+            **_settings(patch_size, weights),
+        )
 
     def centre(self, label: np.ndarray, uniform: float) -> tuple[int, int, int]:
         """The voxel TorchIO's inverse transform sampling picks for the random number
@@ -111,8 +125,9 @@ class LabelSampler(tio.LabelSampler):
         name = str(label_image.path or self.probability_map_name)
         data = label_image.data
         if data.shape[0] != 1 or data.is_floating_point():
-            raise InputError(f"{name}: the patch sampler needs a one-channel integer label map, "
-                             f"got {tuple(data.shape)} {data.dtype}")
+            raise InputError(
+                f"{name}: the patch sampler needs a one-channel integer label map, got {tuple(data.shape)} {data.dtype}"
+            )
         return CentreDistribution.of(data[0].numpy(), self.patch_size, self.label_probabilities_dict, block, name)
 
     def _generate_patches(self, subject: tio.Subject, num_patches: int | None = None) -> Iterator[tio.Subject]:
@@ -132,8 +147,11 @@ class LabelSampler(tio.LabelSampler):
         centres = subject.pop(CENTRES, None)
         subject.__dict__.pop(CENTRES, None)
         settings = _settings(self.patch_size, self.label_probabilities_dict)
-        if (centres is None or (centres.patch, centres.weights) != (settings["patch"], settings["weights"])
-                or centres.shape != subject.spatial_shape):
+        if (
+            centres is None
+            or (centres.patch, centres.weights) != (settings["patch"], settings["weights"])
+            or centres.shape != subject.spatial_shape
+        ):
             return None
         return centres
 
@@ -155,7 +173,10 @@ class PatchSubjectsDataset(tio.SubjectsDataset):
 
 def _settings(patch: Sequence[int], weights: Mapping[int, float]) -> dict:
     """What a distribution was computed for, as comparable tuples of Python numbers."""
-    return {"patch": tuple(int(p) for p in patch), "weights": tuple((int(k), float(v)) for k, v in weights.items())}
+    return {
+        "patch": tuple(int(p) for p in patch),
+        "weights": tuple((int(k), float(v)) for k, v in weights.items()),
+    }
 
 
 def _voxel_probabilities(counts: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:

@@ -25,15 +25,23 @@ PIPELINES: dict[str, dict[str, str]] = {
 STAGES = ("raw", "postprocessed")
 # The paper's Figure 2 shows these two; DynUNet is the multi-class pipeline with another network.
 FIGURE2_PIPELINES = ("multiclass", "dual_binary")
-TITLES = {"multiclass": "Multi-class pipeline", "dual_binary": "Dual binary pipeline", "dynunet": "DynUNet ablation"}
+TITLES = {
+    "multiclass": "Multi-class pipeline",
+    "dual_binary": "Dual binary pipeline",
+    "dynunet": "DynUNet ablation",
+}
 NETWORKS = {"ahnet": "AHNet", "dynunet": "DynUNet"}
 TASKS = {"multiclass": "3 classes", "liver": "whole liver", "tumor": "tumour"}
-ENCODER_TEXT = {"imagenet": "ImageNet encoder", "slices": "2.5D-pretrained encoder", "none": "random start"}
+ENCODER_TEXT = {
+    "imagenet": "ImageNet encoder",
+    "slices": "2.5D-pretrained encoder",
+    "none": "random start",
+}
 
 
 @dataclass
 class Segmentation:
-    raw: np.ndarray            # uint8 labels 0/1/2
+    raw: np.ndarray  # uint8 labels 0/1/2
     postprocessed: np.ndarray  # uint8 labels 0/1/2
     tumor_probability: np.ndarray  # float32, the tumour class's softmax probability
 
@@ -58,8 +66,15 @@ class PipelineSteps:
     uncertainty: str
 
 
-def describe_pipeline(pipeline: str, models: Mapping[str, Mapping], patch_sizes: Mapping[str, Sequence[int]], *,
-                      encoder: str, dilation_mm: float, closing_mm: float) -> PipelineSteps:
+def describe_pipeline(
+    pipeline: str,
+    models: Mapping[str, Mapping],
+    patch_sizes: Mapping[str, Sequence[int]],
+    *,
+    encoder: str,
+    dilation_mm: float,
+    closing_mm: float,
+) -> PipelineSteps:
     """The steps of `pipeline` as segment() and postprocess run them, with the configured
     models (`models`: the config's entries; `patch_sizes`: each model's resolved size)."""
     roles = PIPELINES[pipeline]
@@ -70,11 +85,15 @@ def describe_pipeline(pipeline: str, models: Mapping[str, Mapping], patch_sizes:
         start = f"\n{ENCODER_TEXT[encoder]}" if model["network"] == "ahnet" else ""
         boxes.append(f"{name}\n{NETWORKS[model['network']]}, {TASKS[model['task']]}\n{size} patches{start}")
     multiclass = "multiclass" in roles
-    combine = ("argmax of the\n3 classes" if multiclass
-               else "tumour: p(tumour) > 0.5\nliver: p(liver) > 0.5,\nnot tumour")
-    step2 = (f"2. drop lesions with no liver\nvoxel within {dilation_mm:g} mm" if multiclass
-             else "2. tumour AND liver")
-    steps = ["1. largest liver component,\nholes filled", step2, f"3. close tumours ({closing_mm:g} mm)\nin the liver"]
+    combine = (
+        "argmax of the\n3 classes" if multiclass else "tumour: p(tumour) > 0.5\nliver: p(liver) > 0.5,\nnot tumour"
+    )
+    step2 = f"2. drop lesions with no liver\nvoxel within {dilation_mm:g} mm" if multiclass else "2. tumour AND liver"
+    steps = [
+        "1. largest liver component,\nholes filled",
+        step2,
+        f"3. close tumours ({closing_mm:g} mm)\nin the liver",
+    ]
     uncertainty = "per lesion (26-connected):\nL_unc = 1 − mean p(tumour)"
     return PipelineSteps(pipeline, TITLES.get(pipeline, pipeline), boxes, combine, steps, uncertainty)
 

@@ -49,8 +49,15 @@ def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
             raise InputError(f"{path}: not a Snakemake benchmark file (no rows, or no column {missing})")
         name = path.relative_to(root).with_suffix("").as_posix()
         runs = runs[list(NEEDED)].apply(pd.to_numeric, errors="coerce").rename(columns=NEEDED)
-        rows.append(dict(stage=name.split("/")[0], job=name, wall_s=runs.wall_s.mean(), cpu_s=runs.cpu_s.mean(),
-                         max_rss_mib=runs.max_rss_mib.max()))
+        rows.append(
+            dict(
+                stage=name.split("/")[0],
+                job=name,
+                wall_s=runs.wall_s.mean(),
+                cpu_s=runs.cpu_s.mean(),
+                max_rss_mib=runs.max_rss_mib.max(),
+            )
+        )
     if not rows:
         raise InputError(f"{root}: no benchmark files (run the workflow first)")
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
@@ -59,11 +66,24 @@ def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
 def stage_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per stage, most wall time first, then a `total` row: jobs, wall_s, wall_share,
     cpu_s, peak_rss_mib (NaN where no job of the stage has a memory sample)."""
-    stages = jobs.groupby("stage").agg(jobs=("job", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"),
-                                       peak_rss_mib=("max_rss_mib", "max"))
+    stages = jobs.groupby("stage").agg(
+        jobs=("job", "size"),
+        wall_s=("wall_s", "sum"),
+        cpu_s=("cpu_s", "sum"),
+        peak_rss_mib=("max_rss_mib", "max"),
+    )
     stages = stages.sort_values("wall_s", ascending=False, kind="stable")
-    stages.loc["total"] = [stages.jobs.sum(), stages.wall_s.sum(), stages.cpu_s.sum(), stages.peak_rss_mib.max()]
-    stages.insert(2, "wall_share", stages.wall_s / stages.wall_s["total"] if stages.wall_s["total"] else float("nan"))
+    stages.loc["total"] = [
+        stages.jobs.sum(),
+        stages.wall_s.sum(),
+        stages.cpu_s.sum(),
+        stages.peak_rss_mib.max(),
+    ]
+    stages.insert(
+        2,
+        "wall_share",
+        stages.wall_s / stages.wall_s["total"] if stages.wall_s["total"] else float("nan"),
+    )
     stages["jobs"] = stages.jobs.astype(int)
     return stages.round({"wall_s": 2, "wall_share": 3, "cpu_s": 2, "peak_rss_mib": 1}).reset_index()
 
@@ -72,9 +92,12 @@ def write_stages(results_dir: str | os.PathLike = "results", out_stem: str | os.
     """The stage table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
     RESULTS_DIR/benchmarks/stages)."""
     table = stage_table(read_benchmarks(results_dir))
-    _write(table, out_stem or Path(results_dir) / "benchmarks" / "stages",
-           "Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall time, "
-           "largest max_rss of a job (MiB), from Snakemake's benchmark files")
+    _write(
+        table,
+        out_stem or Path(results_dir) / "benchmarks" / "stages",
+        "Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall time, "
+        "largest max_rss of a job (MiB), from Snakemake's benchmark files",
+    )
     return table
 
 
@@ -88,32 +111,51 @@ def training_table(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
         history = _read_tsv(path, "a training history")
         if "epoch" not in history.columns:
             raise InputError(f"{path}: not a training history (no epoch column)")
-        seconds = {column: pd.to_numeric(history[column], errors="coerce").sum() if column in history.columns
-                   else float("nan") for column in ("data_seconds", "step_seconds")}
-        rows.append(dict(model=path.parent.parent.name, epochs=len(history), data_s=seconds["data_seconds"],
-                         step_s=seconds["step_seconds"]))
+        seconds = {
+            column: pd.to_numeric(history[column], errors="coerce").sum() if column in history.columns else float("nan")
+            for column in ("data_seconds", "step_seconds")
+        }
+        rows.append(
+            dict(
+                model=path.parent.parent.name,
+                epochs=len(history),
+                data_s=seconds["data_seconds"],
+                step_s=seconds["step_seconds"],
+            )
+        )
     if not rows:
         return pd.DataFrame(columns=TRAINING_COLUMNS)
     runs = pd.DataFrame(rows)
-    models = runs.groupby("model").agg(folds=("model", "size"), epochs=("epochs", "sum"),
-                                       data_s=("data_s", lambda v: v.sum(min_count=len(v))),
-                                       step_s=("step_s", lambda v: v.sum(min_count=len(v))))
-    models.loc["total"] = [models.folds.sum(), models.epochs.sum(), models.data_s.sum(min_count=len(models)),
-                           models.step_s.sum(min_count=len(models))]
+    models = runs.groupby("model").agg(
+        folds=("model", "size"),
+        epochs=("epochs", "sum"),
+        data_s=("data_s", lambda v: v.sum(min_count=len(v))),
+        step_s=("step_s", lambda v: v.sum(min_count=len(v))),
+    )
+    models.loc["total"] = [
+        models.folds.sum(),
+        models.epochs.sum(),
+        models.data_s.sum(min_count=len(models)),
+        models.step_s.sum(min_count=len(models)),
+    ]
     models["wait_share"] = models.data_s / (models.data_s + models.step_s)
     models[["folds", "epochs"]] = models[["folds", "epochs"]].astype(int)
     return models.round({"data_s": 2, "step_s": 2, "wait_share": 3}).reset_index()[TRAINING_COLUMNS]
 
 
-def write_training(results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None
-                   ) -> pd.DataFrame:
+def write_training(
+    results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """The training table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
     RESULTS_DIR/benchmarks/training) when anything was trained."""
     table = training_table(results_dir)
     if not table.empty:
-        _write(table, out_stem or Path(results_dir) / "benchmarks" / "training",
-               "Training loops per model: folds, epochs, seconds waiting for batches (data_s) and in optimiser "
-               "steps (step_s), and the share of the two spent waiting (wait_share)")
+        _write(
+            table,
+            out_stem or Path(results_dir) / "benchmarks" / "training",
+            "Training loops per model: folds, epochs, seconds waiting for batches (data_s) and in optimiser "
+            "steps (step_s), and the share of the two spent waiting (wait_share)",
+        )
     return table
 
 

@@ -50,7 +50,10 @@ def compare_pipelines(
     paired = _paired(first, second, first_label, second_label)
     rows = []
     for metric in CHALLENGE_METRICS:
-        a, b = paired[f"{metric.column}_1"].to_numpy(float), paired[f"{metric.column}_2"].to_numpy(float)
+        a, b = (
+            paired[f"{metric.column}_1"].to_numpy(float),
+            paired[f"{metric.column}_2"].to_numpy(float),
+        )
         keep = ~(np.isnan(a) | np.isnan(b))
         row = dict(
             region=metric.region,
@@ -91,7 +94,13 @@ def _test(a: np.ndarray, b: np.ndarray, higher_is_better: bool, label_a: str, la
             warnings.simplefilter("ignore", UserWarning)
             test, p = WILCOXON, stats.wilcoxon(better, worse, alternative=alternative).pvalue
     p = float(p)
-    return dict(shapiro_p=shapiro_p, hypothesis=hypothesis, test=test, p_value=p, significant=bool(p < alpha))
+    return dict(
+        shapiro_p=shapiro_p,
+        hypothesis=hypothesis,
+        test=test,
+        p_value=p,
+        significant=bool(p < alpha),
+    )
 
 
 def _paired(first: pd.DataFrame, second: pd.DataFrame, first_label: str, second_label: str) -> pd.DataFrame:

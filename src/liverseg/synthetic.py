@@ -104,7 +104,15 @@ _LEVELS = {
     NECROSIS: (0.22, 0.25, 0.28, 0.3),
 }
 # Relative amplitude of the fine texture per tissue (bowel is busy, liver nearly flat).
-_TEXTURE = {SOFT: 0.12, SPLEEN: 0.05, LIVER: 0.03, TUMOUR: 0.1, CAPSULE: 0.05, NECROSIS: 0.1, MUSCLE: 0.04}
+_TEXTURE = {
+    SOFT: 0.12,
+    SPLEEN: 0.05,
+    LIVER: 0.03,
+    TUMOUR: 0.1,
+    CAPSULE: 0.05,
+    NECROSIS: 0.1,
+    MUSCLE: 0.04,
+}
 _PHASE_COLUMN = {"no contrast agent": 0, "arterial": 1, "portal": 2, "delayed": 3}
 
 
@@ -129,7 +137,11 @@ def assign_phases(n: int, rng: np.random.Generator) -> list[str]:
 
 
 def write_cohort(
-    out_dir: str | os.PathLike, subjects: int = 60, heldout: int = 10, seed: int = 0, scale: float = 1.0,
+    out_dir: str | os.PathLike,
+    subjects: int = 60,
+    heldout: int = 10,
+    seed: int = 0,
+    scale: float = 1.0,
     overwrite: bool = False,
 ) -> None:
     """Write a synthetic cohort in the ATLAS layout under `out_dir`.
@@ -248,7 +260,11 @@ class Acquisition:
 
     @property
     def fov(self) -> tuple[float, float, float]:
-        return (self.matrix[0] * self.inplane, self.matrix[1] * self.inplane, self.slices * self.thickness)
+        return (
+            self.matrix[0] * self.inplane,
+            self.matrix[1] * self.inplane,
+            self.slices * self.thickness,
+        )
 
 
 def acquisition(rng: np.random.Generator) -> Acquisition:
@@ -401,7 +417,12 @@ class _Liver:
 
     def __init__(self, rng: np.random.Generator):
         j = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
-        self.right = (62 * j(0.9, 1.1), 78 * j(0.9, 1.1), 62 * j(0.9, 1.1), 82 * j(0.85, 1.15))  # a, b, c_sup, c_inf
+        self.right = (
+            62 * j(0.9, 1.1),
+            78 * j(0.9, 1.1),
+            62 * j(0.9, 1.1),
+            82 * j(0.85, 1.15),
+        )  # a, b, c_sup, c_inf
         size = j(0.75, 1.2)
         self.left_centre = (-72 * j(0.9, 1.1), 28 * j(0.7, 1.2), 20 * j(0.6, 1.3))
         self.left = (68 * size, 42 * size, 32 * size)
@@ -464,7 +485,11 @@ def _place_liver(rng: np.random.Generator, body: _Body, top_z: float) -> tuple[_
     a_right, _, c_sup, _ = shape.right
 
     def placed(k: float) -> _PlacedLiver:
-        centre = [body.cavity_half_width() - margin - k * a_right, body.yb + dy, top_z - gap - k * c_sup]
+        centre = [
+            body.cavity_half_width() - margin - k * a_right,
+            body.yb + dy,
+            top_z - gap - k * c_sup,
+        ]
         return _PlacedLiver(shape, body, np.array(centre, np.float32), k)
 
     liver = placed(1.0)
@@ -655,7 +680,13 @@ def _anatomy(rng: np.random.Generator, grid: Grid, fov) -> tuple[np.ndarray, lis
 
     # Portal and hepatic vein branches (canonical end points, mm), tapering from the hilum.
     p0 = liver.centre + liver.k * np.array([-25, -5, -15]) * j(0.9, 1.1)
-    for end, r0 in (((45, 35, 10), 6), ((45, -40, 0), 6), ((-110, 30, 25), 5), ((0, -30, 70), 5), ((60, 0, -50), 4)):
+    for end, r0 in (
+        ((45, 35, 10), 6),
+        ((45, -40, 0), 6),
+        ((-110, 30, 25), 5),
+        ((0, -30, 70), 5),
+        ((60, 0, -50), 4),
+    ):
         p1 = liver.centre + liver.k * np.array(end) * j(0.8, 1.1)
         radius = r0 * j(0.7, 1.2)
 

@@ -80,8 +80,11 @@ def cohort_statistics(subjects: int, seed: int, scale: float) -> tuple[pd.DataFr
 def contrast_by_phase(subjects: int, seed: int, scale: float) -> pd.DataFrame:
     """Each of `subjects` subjects generated in every phase (the anatomy stays, the
     contrast changes): one row per subject and phase."""
-    rows = [subject_statistics(make_subject(seed, index, phase, scale), f"im{index}")[0]
-            for index in range(subjects) for phase in PHASES]
+    rows = [
+        subject_statistics(make_subject(seed, index, phase, scale), f"im{index}")[0]
+        for index in range(subjects)
+        for phase in PHASES
+    ]
     return pd.DataFrame(rows)
 
 
@@ -95,14 +98,16 @@ def cohort_table(by_scale: dict[float, tuple[pd.DataFrame, pd.DataFrame]]) -> pd
     columns = {}
     for scale, (subjects, lesions) in by_scale.items():
         counts = subjects["lesions"]
-        p = lambda q, col="diameter_mm": float(np.percentile(lesions[col], q))  # noqa: E731
+
+        def p(q, col="diameter_mm", lesions=lesions):
+            return float(np.percentile(lesions[col], q))
+
         columns[f"scale {scale:g}"] = {
             "subjects": str(len(subjects)),
             "lesions per subject, mean (min to max)": f"{counts.mean():.2f} ({counts.min()} to {counts.max()})",
             "subjects with 1 / 2-3 / ≥4 lesions": f"{(counts == 1).sum()} / {counts.between(2, 3).sum()} / "
-                                                   f"{(counts >= 4).sum()}",
-            "lesion diameter (mm), 5/25/50/75/95th percentile":
-                " / ".join(f"{p(q):.0f}" for q in (5, 25, 50, 75, 95)),
+            f"{(counts >= 4).sum()}",
+            "lesion diameter (mm), 5/25/50/75/95th percentile": " / ".join(f"{p(q):.0f}" for q in (5, 25, 50, 75, 95)),
             "lesion volume (ml), 5/50/95th percentile": " / ".join(f"{p(q, 'volume_ml'):.2g}" for q in (5, 50, 95)),
             "lesions < 10 mm / ≥ 50 mm": f"{(lesions.diameter_mm < 10).sum()} / {(lesions.diameter_mm >= 50).sum()}",
             "liver volume (ml), median (min to max)": _median_range(subjects["liver_ml"], 0),
@@ -116,9 +121,15 @@ def phase_table(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for phase in PHASES:
         r = rows[rows["phase"] == phase]
-        out.append({"phase": phase, "subjects": len(r), "tumour / liver signal": _median_range(r["ratio"]),
-                    "CNR (tumour − liver) / σ_liver": _median_range(r["cnr"], 1),
-                    "best threshold Dice": _median_range(r["threshold_dice"])})
+        out.append(
+            {
+                "phase": phase,
+                "subjects": len(r),
+                "tumour / liver signal": _median_range(r["ratio"]),
+                "CNR (tumour − liver) / σ_liver": _median_range(r["cnr"], 1),
+                "best threshold Dice": _median_range(r["threshold_dice"]),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -132,13 +143,30 @@ def example_cases(seed: int, scale: float) -> list[dict]:
         largest = np.argmax(np.bincount(components.ravel())[1:]) + 1
         z = int(round(np.nonzero(components == largest)[2].mean()))
         shown = "unknown (a mixture)" if phase == "unkown" else phase  # ATLAS misspells it
-        cases.append({"subject": f"im{index}", "phase": shown, "image": subject.image[:, :, z].astype(np.float32),
-                      "label": subject.label[:, :, z], "slice": z, "spacing": subject.spacing})
+        cases.append(
+            {
+                "subject": f"im{index}",
+                "phase": shown,
+                "image": subject.image[:, :, z].astype(np.float32),
+                "label": subject.label[:, :, z],
+                "slice": z,
+                "spacing": subject.spacing,
+            }
+        )
     return cases
 
 
-def write_summary(doc_md, figure_png, *, subjects: int = 60, seed: int = 0, scales=(1.0, 2.0, 4.0),
-                  contrast_subjects: int = 12, contrast_scale: float = 2.0, figure_scale: float = 1.0) -> str:
+def write_summary(
+    doc_md,
+    figure_png,
+    *,
+    subjects: int = 60,
+    seed: int = 0,
+    scales=(1.0, 2.0, 4.0),
+    contrast_subjects: int = 12,
+    contrast_scale: float = 2.0,
+    figure_scale: float = 1.0,
+) -> str:
     """Measure the cohort, draw the example slices, and write the tables into `doc_md`
     between MARKERS (the rest of the page is left as it is). Returns the tables' text."""
     from .figures import synthetic_examples_figure
@@ -147,14 +175,17 @@ def write_summary(doc_md, figure_png, *, subjects: int = 60, seed: int = 0, scal
     synthetic_examples_figure(example_cases(seed, figure_scale), figure_png)
     cohort = cohort_table({s: cohort_statistics(subjects, seed, s) for s in scales})
     contrast = phase_table(contrast_by_phase(contrast_subjects, seed, contrast_scale))
-    text = "\n\n".join([
-        f"Measured by `liverseg.synthetic_summary` on the {subjects} training subjects of seed {seed} "
-        "(write_cohort's subjects and phases):",
-        to_markdown(cohort),
-        f"Contrast by phase: subjects im0-im{contrast_subjects - 1} of seed {seed}, each generated in every phase "
-        f"(the anatomy stays, the contrast changes), scale {contrast_scale:g}; medians (min to max) over the subjects:",
-        to_markdown(contrast),
-    ])
+    text = "\n\n".join(
+        [
+            f"Measured by `liverseg.synthetic_summary` on the {subjects} training subjects of seed {seed} "
+            "(write_cohort's subjects and phases):",
+            to_markdown(cohort),
+            f"Contrast by phase: subjects im0-im{contrast_subjects - 1} of seed {seed}, each generated in every "
+            f"phase (the anatomy stays, the contrast changes), scale {contrast_scale:g}; medians (min to max) over "
+            "the subjects:",
+            to_markdown(contrast),
+        ]
+    )
     path = Path(doc_md)
     page = path.read_text()
     start, end = (re.escape(m) for m in MARKERS)

@@ -37,7 +37,11 @@ from .metrics import CHALLENGE_METRICS, burden_rmse
 BEST_MARK = " *"
 PHASES = ("A", "D", "NC", "P", "U")
 SPLITS = {"train": "Training", "validation": "Validation", "test": "Test"}
-PIPELINES = {"multiclass": "Multi-class AHNet", "dual_binary": "Dual binary AHNet", "dynunet": "DynUNet"}
+PIPELINES = {
+    "multiclass": "Multi-class AHNet",
+    "dual_binary": "Dual binary AHNet",
+    "dynunet": "DynUNet",
+}
 STAGES = {"postprocessed": "✓", "raw": "×"}
 # (region, metric) -> (factor applied to the values, label of the scale as the paper prints it)
 SCALES = {
@@ -192,7 +196,18 @@ def _cell(cell: pd.Series) -> str:
 
 def table3(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Paper Table 3 from stats.compare_pipelines' frame, with Holm-adjusted p-values."""
-    needed = ["region", "metric", "direction", "shapiro_p", "hypothesis", "test", "p_value", "significant", "p_holm", "n"]
+    needed = [
+        "region",
+        "metric",
+        "direction",
+        "shapiro_p",
+        "hypothesis",
+        "test",
+        "p_value",
+        "significant",
+        "p_holm",
+        "n",
+    ]
     missing = [c for c in needed if c not in tests.columns]
     if missing:
         raise InputError(f"table 3: missing columns {missing}")
@@ -221,7 +236,10 @@ def _p(p: float) -> str:
 
 
 def write_table(
-    frame: pd.DataFrame, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, caption: str | None = None,
+    frame: pd.DataFrame,
+    stem: str | os.PathLike,
+    formats: Sequence[str] = FORMATS,
+    caption: str | None = None,
     values: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write `frame` as stem.tsv / stem.md / stem.tex (each atomically); return the paths.
@@ -327,11 +345,22 @@ _TEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }  # fmt: skip
-_TEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "✓": r"\checkmark", "×": r"$\times$", "–": "--"}
+_TEX_SYMBOLS = {
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "✓": r"\checkmark",
+    "×": r"$\times$",
+    "–": "--",
+}
 
 
 def _tex(text: str) -> str:
     """Escape LaTeX specials; the tables' Unicode symbols and ×10ⁿ scales become math."""
     text = "".join(_TEX_SPECIALS.get(ch, ch) for ch in text)
-    text = re.sub(r"×10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+)", lambda m: f"$\\times10^{{{m.group(1).translate(_SUPERSCRIPTS)}}}$", text)
+    text = re.sub(
+        r"×10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+)",
+        lambda m: f"$\\times10^{{{m.group(1).translate(_SUPERSCRIPTS)}}}$",
+        text,
+    )
     return "".join(_TEX_SYMBOLS.get(ch, ch) for ch in text)

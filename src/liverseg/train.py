@@ -34,9 +34,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,7 +83,7 @@ class TrainingConfig:
     batchnorm_recalibration: int = 0
 
     @classmethod
-    def from_mapping(cls, training: Mapping) -> "TrainingConfig":
+    def from_mapping(cls, training: Mapping) -> TrainingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(training) - known)
         if unknown:
@@ -94,17 +94,29 @@ class TrainingConfig:
         cfg = cls(**dict(training))
         if not (isinstance(cfg.learning_rate, (int, float)) and cfg.learning_rate > 0):
             raise ConfigError(f"training.learning_rate: a positive number is required, got {cfg.learning_rate!r}")
-        for name, low in (("batch_size", 1), ("max_epochs", 1), ("patience", 1), ("iterations_per_epoch", 1),
-                          ("samples_per_volume", 1), ("queue_length", 1), ("num_workers", 0),
-                          ("batchnorm_recalibration", 0)):
+        for name, low in (
+            ("batch_size", 1),
+            ("max_epochs", 1),
+            ("patience", 1),
+            ("iterations_per_epoch", 1),
+            ("samples_per_volume", 1),
+            ("queue_length", 1),
+            ("num_workers", 0),
+            ("batchnorm_recalibration", 0),
+        ):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"training.{name}: an integer >= {low} is required, got {value!r}")
         probs = cfg.label_probabilities
-        if not isinstance(probs, Mapping) or set(probs) != {"background", "liver", "tumor"} or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in probs.values()):
-            raise ConfigError("training.label_probabilities: non-negative weights for exactly the keys "
-                              f"background, liver, tumor are required, got {probs!r}")
+        if (
+            not isinstance(probs, Mapping)
+            or set(probs) != {"background", "liver", "tumor"}
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in probs.values())
+        ):
+            raise ConfigError(
+                "training.label_probabilities: non-negative weights for exactly the keys "
+                f"background, liver, tumor are required, got {probs!r}"
+            )
         return cfg
 
     def sampler_probabilities(self, task: str) -> dict[int, float]:
@@ -137,11 +149,24 @@ class TrainingInterrupted(Exception):
     """SIGTERM arrived; raised between iterations."""
 
 
-def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping], *, model: Mapping,
-                ahnet_cfg: Mapping, dynunet_cfg: Mapping | None, training: Mapping, loss: Mapping,
-                augmentation: Mapping, out_dir: str | os.PathLike, seed: int, encoder_path: str | None = None,
-                median_spacing: Sequence[float] | None = None, device: str | torch.device | None = None,
-                inference: Mapping | None = None, threads: int | None = None) -> None:
+def train_model(
+    train_records: Sequence[Mapping],
+    val_records: Sequence[Mapping],
+    *,
+    model: Mapping,
+    ahnet_cfg: Mapping,
+    dynunet_cfg: Mapping | None,
+    training: Mapping,
+    loss: Mapping,
+    augmentation: Mapping,
+    out_dir: str | os.PathLike,
+    seed: int,
+    encoder_path: str | None = None,
+    median_spacing: Sequence[float] | None = None,
+    device: str | torch.device | None = None,
+    inference: Mapping | None = None,
+    threads: int | None = None,
+) -> None:
     """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
 
     `model`: network ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"),
@@ -152,7 +177,10 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     out_dir/checkpoint.pt when present.
     """
     cfg = TrainingConfig.from_mapping(training)
-    for section, mapping, keys in (("model", model, ("network", "task", "patch_size")), ("loss", loss, ("margin", "alpha"))):
+    for section, mapping, keys in (
+        ("model", model, ("network", "task", "patch_size")),
+        ("loss", loss, ("margin", "alpha")),
+    ):
         missing = [k for k in keys if k not in mapping]
         if missing:
             raise ConfigError(f"{section}: missing key(s) {missing}")
@@ -171,15 +199,23 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
     torch.set_num_threads(int(threads) if threads else max(len(os.sched_getaffinity(0)), 1))
 
     spec = {
-        "network": str(model["network"]), "task": task, "out_channels": out_channels(task),
-        "class_names": augment.class_names(task), "patch_size": patch_size,
-        "ahnet_cfg": _plain(ahnet_cfg), "dynunet_cfg": _plain(dynunet_cfg),
+        "network": str(model["network"]),
+        "task": task,
+        "out_channels": out_channels(task),
+        "class_names": augment.class_names(task),
+        "patch_size": patch_size,
+        "ahnet_cfg": _plain(ahnet_cfg),
+        "dynunet_cfg": _plain(dynunet_cfg),
         "median_spacing": None if median_spacing is None else [float(s) for s in median_spacing],
     }
     fingerprint = {
-        "spec": spec, "seed": int(seed), "loss": _plain(loss), "augmentation": _plain(augmentation),
+        "spec": spec,
+        "seed": int(seed),
+        "loss": _plain(loss),
+        "augmentation": _plain(augmentation),
         "training": {k: _plain(v) for k, v in training.items() if k not in RESUMABLE_CHANGES},
-        "train": [str(r["subject"]) for r in train_records], "validation": [str(r["subject"]) for r in val_records],
+        "train": [str(r["subject"]) for r in train_records],
+        "validation": [str(r["subject"]) for r in val_records],
         "encoder": None if encoder_path is None else os.path.basename(str(encoder_path)),
     }
     # Build everything that reads data first: a bad file stops the job before training.
@@ -204,9 +240,9 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                 steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
                 if cfg.batchnorm_recalibration:
                     volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
-                        list(train_records), min(cfg.batchnorm_recalibration, len(train_records)))
-                    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size,
-                                           window, device)
+                        list(train_records), min(cfg.batchnorm_recalibration, len(train_records))
+                    )
+                    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, window, device)
                 val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
                 improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
                 if improved:
@@ -214,18 +250,27 @@ def train_model(train_records: Sequence[Mapping], val_records: Sequence[Mapping]
                     state.best_state = _cpu_copy(net.state_dict())
                 else:
                     state.since_best += 1
-                row = {"epoch": epoch, "train_loss": steps.loss, "val_loss": val_loss,
-                       **{f"val_dice_{name}": value for name, value in dice.items()},
-                       "val_dice_mean": _nanmean(list(dice.values())),
-                       "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
-                       "data_seconds": steps.data_seconds, "step_seconds": steps.step_seconds, "is_best": improved}
+                row = {
+                    "epoch": epoch,
+                    "train_loss": steps.loss,
+                    "val_loss": val_loss,
+                    **{f"val_dice_{name}": value for name, value in dice.items()},
+                    "val_dice_mean": _nanmean(list(dice.values())),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - start,
+                    "data_seconds": steps.data_seconds,
+                    "step_seconds": steps.step_seconds,
+                    "is_best": improved,
+                }
                 state.history.append(row)
                 state.epoch = epoch
                 if cfg.keep_checkpoint or not state.done(cfg):  # else the last one would be deleted at once
                     _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
-                _log(f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
-                     f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
-                     f"waited for data {steps.wait_share:.0%} of the training loop's time")
+                _log(
+                    f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
+                    f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
+                    f"waited for data {steps.wait_share:.0%} of the training loop's time"
+                )
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
@@ -268,7 +313,7 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
     ax_loss.plot(history["epoch"], history["val_loss"], marker="o", ms=3, label="validation")
     dice_columns = [c for c in history.columns if c.startswith("val_dice_") and c != "val_dice_mean"]
     for column in dice_columns:
-        ax_dice.plot(history["epoch"], history[column], marker="o", ms=3, label=column[len("val_dice_"):])
+        ax_dice.plot(history["epoch"], history[column], marker="o", ms=3, label=column[len("val_dice_") :])
     best = history.loc[history["is_best"].astype(bool), "epoch"]
     for ax in (ax_loss, ax_dice):
         if len(best):
@@ -287,30 +332,46 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
 
 # --- training steps -------------------------------------------------------------------
 
-def training_patches(records: Sequence[Mapping], task: str, patch_size, augmentation: Mapping,
-                     cfg: TrainingConfig) -> tuple[tio.SubjectsDataset, LabelSampler]:
+
+def training_patches(
+    records: Sequence[Mapping], task: str, patch_size, augmentation: Mapping, cfg: TrainingConfig
+) -> tuple[tio.SubjectsDataset, LabelSampler]:
     """The augmented training subjects and the label sampler that draws patches from them
     (each subject's distribution of patch centres is computed with it, in the workers)."""
     sampler = LabelSampler(patch_size, label_name="label", label_probabilities=cfg.sampler_probabilities(task))
-    dataset = PatchSubjectsDataset([augment.make_subject(r, task) for r in records],
-                                   augment.training_transform(augmentation, patch_size), sampler)
+    dataset = PatchSubjectsDataset(
+        [augment.make_subject(r, task) for r in records],
+        augment.training_transform(augmentation, patch_size),
+        sampler,
+    )
     return dataset, sampler
 
 
 def patch_batches(dataset: tio.SubjectsDataset, sampler: LabelSampler, cfg: TrainingConfig) -> Iterator[dict]:
     """Endless batches of patches from a fresh TorchIO queue."""
-    queue = tio.Queue(dataset, max_length=cfg.queue_length, samples_per_volume=cfg.samples_per_volume,
-                      sampler=sampler, num_workers=cfg.num_workers, shuffle_subjects=True, shuffle_patches=True)
+    queue = tio.Queue(
+        dataset,
+        max_length=cfg.queue_length,
+        samples_per_volume=cfg.samples_per_volume,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        shuffle_subjects=True,
+        shuffle_patches=True,
+    )
     # num_workers=0: the queue itself runs workers; the loader only pops patches from it.
     return iter(DataLoader(queue, batch_size=cfg.batch_size, sampler=_Forever(), num_workers=0))
 
 
-def optimisation(net, learning_rate: float, loss: Mapping, device: torch.device
-                 ) -> tuple[MarginLabelSmoothing, torch.optim.Adam, torch.amp.GradScaler]:
+def optimisation(
+    net, learning_rate: float, loss: Mapping, device: torch.device
+) -> tuple[MarginLabelSmoothing, torch.optim.Adam, torch.amp.GradScaler]:
     """The loss (MbLS, with a soft Dice term where `loss` has a dice_weight), Adam and the
     mixed-precision gradient scaler (active on CUDA only) that train `net`."""
-    criterion = MarginLabelSmoothing(margin=float(loss["margin"]), alpha=float(loss["alpha"]),
-                                     dice_weight=float(loss.get("dice_weight", 0.0)))
+    criterion = MarginLabelSmoothing(
+        margin=float(loss["margin"]),
+        alpha=float(loss["alpha"]),
+        dice_weight=float(loss.get("dice_weight", 0.0)),
+    )
     # fused: one kernel over all parameters, 4x faster on the CPU than the per-tensor loop
     # (AHNet's 22.6 M parameters: 30 ms instead of 120 ms per step).
     optimizer = torch.optim.Adam(net.parameters(), lr=float(learning_rate), fused=True)
@@ -381,8 +442,18 @@ class _StepClock:
         return self._seconds
 
 
-def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimizer, scaler, device, *,
-              stop: threading.Event | None = None, desc: str = "steps") -> StepTimes:
+def run_steps(
+    net,
+    batches: Iterator[dict],
+    iterations: int,
+    criterion,
+    optimizer,
+    scaler,
+    device,
+    *,
+    stop: threading.Event | None = None,
+    desc: str = "steps",
+) -> StepTimes:
     """`iterations` optimiser steps on batches popped from `batches`; the time the device
     spent in steps, and the rest of the loop's time, spent waiting for batches.
 
@@ -393,7 +464,14 @@ def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimize
     net.train()
     clock = _StepClock(device)
     losses: list[torch.Tensor] = []
-    progress = tqdm(range(iterations), desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=1.0)
+    progress = tqdm(
+        range(iterations),
+        desc=desc,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
     start = time.perf_counter()
     for _ in progress:
         try:
@@ -414,11 +492,30 @@ def run_steps(net, batches: Iterator[dict], iterations: int, criterion, optimize
     return StepTimes(sum(float(loss) for loss in losses) / iterations, max(elapsed - stepped, 0.0), stepped)
 
 
-def _train_epoch(net, dataset, sampler, cfg: TrainingConfig, criterion, optimizer, scaler, device, epoch: int,
-                 stop: threading.Event) -> StepTimes:
+def _train_epoch(
+    net,
+    dataset,
+    sampler,
+    cfg: TrainingConfig,
+    criterion,
+    optimizer,
+    scaler,
+    device,
+    epoch: int,
+    stop: threading.Event,
+) -> StepTimes:
     """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
-    return run_steps(net, patch_batches(dataset, sampler, cfg), cfg.iterations_per_epoch, criterion, optimizer,
-                     scaler, device, stop=stop, desc=f"epoch {epoch}")
+    return run_steps(
+        net,
+        patch_batches(dataset, sampler, cfg),
+        cfg.iterations_per_epoch,
+        criterion,
+        optimizer,
+        scaler,
+        device,
+        stop=stop,
+        desc=f"epoch {epoch}",
+    )
 
 
 def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window: Mapping, device) -> None:
@@ -441,22 +538,37 @@ def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window:
         m.momentum = None  # None: a cumulative average over the batches that follow
     net.train()
     for image in images:
-        blend_windows(net, image, patch_size, overlap=window["overlap"], mode=window["mode"],
-                      sw_batch_size=_ALL_WINDOWS, device=device)
+        blend_windows(
+            net,
+            image,
+            patch_size,
+            overlap=window["overlap"],
+            mode=window["mode"],
+            sw_batch_size=_ALL_WINDOWS,
+            device=device,
+        )
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
 
 
-def _validate(net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
-              ) -> tuple[float, dict[str, float]]:
+def _validate(
+    net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
+) -> tuple[float, dict[str, float]]:
     """Mean whole-volume loss and per-class mean Dice over the validation subjects."""
     losses, dices = [], []
     patch_size, names = spec["patch_size"], spec["class_names"][1:]
-    for subject, image, target in validation:
+    for _subject, image, target in validation:
         if stop.is_set():
             raise TrainingInterrupted
-        logits = sliding_window_logits(net, image, patch_size, overlap=window["overlap"], mode=window["mode"],
-                                       sw_batch_size=window["sw_batch_size"], device=device)
+        logits = sliding_window_logits(
+            net,
+            image,
+            patch_size,
+            overlap=window["overlap"],
+            mode=window["mode"],
+            sw_batch_size=window["sw_batch_size"],
+            device=device,
+        )
         truth = torch.from_numpy(target).to(device).long()[None, None]
         with torch.no_grad():
             losses.append(float(criterion(logits, truth)))
@@ -501,11 +613,18 @@ class _Forever(torch.utils.data.Sampler):
 
 # --- network, checkpoint, model file ---------------------------------------------------
 
+
 def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
     from .nets import build_network, transfer_encoder
 
-    net = build_network(spec["network"], spec["out_channels"], spec["patch_size"], ahnet_cfg=spec["ahnet_cfg"],
-                        dynunet_cfg=spec["dynunet_cfg"], median_spacing=spec["median_spacing"])
+    net = build_network(
+        spec["network"],
+        spec["out_channels"],
+        spec["patch_size"],
+        ahnet_cfg=spec["ahnet_cfg"],
+        dynunet_cfg=spec["dynunet_cfg"],
+        median_spacing=spec["median_spacing"],
+    )
     if encoder_path is not None:
         transfer_encoder(net, load_2d_encoder(spec["ahnet_cfg"]["encoder"], encoder_path))
     return net
@@ -516,10 +635,17 @@ def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, stat
     # (an AHNet's weights are a third of the checkpoint), and loading shares it again.
     model = state.best_state if state.best_epoch == state.epoch else net.state_dict()
     payload = {
-        "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": state.epoch,
-        "model": model, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "best_loss": state.best_loss, "best_epoch": state.best_epoch, "best_state": state.best_state,
-        "since_best": state.since_best, "history": state.history,
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": state.epoch,
+        "model": model,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "best_loss": state.best_loss,
+        "best_epoch": state.best_epoch,
+        "best_state": state.best_state,
+        "since_best": state.since_best,
+        "history": state.history,
         "rng": _rng_states(),
     }
     with atomic_path(path) as tmp:
@@ -536,29 +662,48 @@ def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> _
         detail = ", ".join(changed)
         if "training" in changed:
             keys = set(saved.get("training", {})) | set(fingerprint["training"])
-            detail += " (" + ", ".join(sorted(k for k in keys if saved.get("training", {}).get(k)
-                                              != fingerprint["training"].get(k))) + ")"
-        raise InputError(f"{path}: written for a different setup ({detail} changed); "
-                         "delete it to train from scratch")
+            detail += (
+                " ("
+                + ", ".join(
+                    sorted(k for k in keys if saved.get("training", {}).get(k) != fingerprint["training"].get(k))
+                )
+                + ")"
+            )
+        raise InputError(f"{path}: written for a different setup ({detail} changed); delete it to train from scratch")
     try:
         net.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         if scaler.is_enabled() and payload["scaler"]:
             scaler.load_state_dict(payload["scaler"])
-        state = _State(epoch=int(payload["epoch"]), best_loss=float(payload["best_loss"]),
-                       best_epoch=int(payload["best_epoch"]), best_state=payload["best_state"],
-                       since_best=int(payload["since_best"]), history=list(payload["history"]))
+        state = _State(
+            epoch=int(payload["epoch"]),
+            best_loss=float(payload["best_loss"]),
+            best_epoch=int(payload["best_epoch"]),
+            best_state=payload["best_state"],
+            since_best=int(payload["since_best"]),
+            history=list(payload["history"]),
+        )
         _set_rng_states(payload["rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); "
-                         "delete it to train from scratch") from exc
+        raise InputError(
+            f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete it to train from scratch"
+        ) from exc
     return state
 
 
 def _write_model(path: Path, spec: dict, state: _State) -> None:
-    spec = {**spec, "best_epoch": state.best_epoch, "best_val_loss": state.best_loss, "epochs": state.epoch}
-    payload = {"format": MODEL_FORMAT, "state_dict": state.best_state, "spec": spec,
-               DIGEST_KEY: model_digest(state.best_state, spec)}
+    spec = {
+        **spec,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_loss,
+        "epochs": state.epoch,
+    }
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": state.best_state,
+        "spec": spec,
+        DIGEST_KEY: model_digest(state.best_state, spec),
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -581,6 +726,7 @@ def _torch_load(path: Path, what: str) -> dict:
 
 # --- randomness, devices, signals ------------------------------------------------------
 
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
@@ -594,8 +740,17 @@ def _seed_everything(seed: int) -> None:
 def _rng_states() -> dict:
     """RNG states as tensors and plain values (loadable with weights_only=True)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
-              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+    states = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [
+            name,
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states

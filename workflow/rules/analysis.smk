@@ -21,14 +21,14 @@ rule patch_sizes:
         f"{RESULTS}/analysis/boxes.tsv",
     output:
         f"{RESULTS}/analysis/patch_sizes.json",
-    params:
-        models=config["models"],
-        psp_block_num=config["ahnet"]["psp_block_num"],
-        **config["analysis"],
     log:
         f"{RESULTS}/logs/patch_sizes.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        **config["analysis"],
+        models=config["models"],
+        psp_block_num=config["ahnet"]["psp_block_num"],
     script:
         "../scripts/patch_sizes.py"
 
@@ -42,13 +42,13 @@ rule figure_spacing:
             caption="../report/fig1_spacing.rst",
             category="Cohort",
         ),
-    params:
-        cohort_name=COHORT_NAME,
-        seed=config["seed"],
     log:
         f"{RESULTS}/logs/figure_spacing.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
+        seed=config["seed"],
     script:
         "../scripts/figure_spacing.py"
 
@@ -63,11 +63,11 @@ rule figure_boxes:
             caption="../report/fig3_boxes.rst",
             category="Cohort",
         ),
-    params:
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/figure_boxes.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/figure_boxes.py"

@@ -4,14 +4,14 @@
 rule synthesize:
     output:
         directory(f"{RESULTS}/synthetic"),
-    params:
-        **config["dataset"]["synthetic"],
     log:
         f"{RESULTS}/logs/synthesize.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/synthesize.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        **config["dataset"]["synthetic"],
     script:
         "../scripts/synthesize.py"
 
@@ -21,14 +21,14 @@ rule cohort:
         f"{RESULTS}/synthetic" if SYNTHETIC else config["dataset"]["root"],
     output:
         f"{RESULTS}/cohort/cohort.tsv",
-    params:
-        root=dataset_root(),
     log:
         f"{RESULTS}/logs/cohort.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/cohort.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        root=dataset_root(),
     script:
         "../scripts/cohort.py"
 
@@ -43,15 +43,15 @@ rule folds:
             caption="../report/table1.rst",
             category="Tables",
         ),
-    params:
-        seed=config["seed"],
-        cohort_name=COHORT_NAME,
-        **config["folds"],
     log:
         f"{RESULTS}/logs/folds.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/folds.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        **config["folds"],
+        seed=config["seed"],
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/folds.py"

@@ -11,8 +11,7 @@ SYNTHETIC = config["dataset"]["source"] == "synthetic"
 COHORT_NAME = "synthetic" if SYNTHETIC else "ATLAS"
 # What a training job depends on: a change here retrains (Snakemake's params trigger).
 TRAINING_CONFIG = {
-    key: config[key]
-    for key in ("seed", "models", "ahnet", "dynunet", "training", "loss", "augmentation", "inference")
+    key: config[key] for key in ("seed", "models", "ahnet", "dynunet", "training", "loss", "augmentation", "inference")
 }
 # Where the ImageNet weights came from changes no model: their checksum fixes them.
 TRAINING_CONFIG["ahnet"] = {k: v for k, v in config["ahnet"].items() if k != "imagenet_weights"}
@@ -20,9 +19,7 @@ ENCODER = config["ahnet"]["encoder"]
 
 PIPELINE_NAMES = pipelines_for(MODELS)
 # Table 2's columns in the paper's order: the ablation (DynUNet) post-processed only.
-TABLE2_COLUMNS = [
-    (p, s) for p in PIPELINE_NAMES for s in STAGES[::-1] if not (p == "dynunet" and s == "raw")
-]
+TABLE2_COLUMNS = [(p, s) for p in PIPELINE_NAMES for s in STAGES[::-1] if not (p == "dynunet" and s == "raw")]
 
 
 def heldout_images():
@@ -95,8 +92,9 @@ def final_outputs():
         outputs.append(f"{RESULTS}/figures/fig2_pipelines.png")
     if PIPELINE_NAMES:
         outputs += [f"{RESULTS}/tables/table2_metrics.md", f"{RESULTS}/tables/lesion_uncertainty.md"]
-        outputs += expand(f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"],
-                          pipeline=PIPELINE_NAMES)
+        outputs += expand(
+            f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"], pipeline=PIPELINE_NAMES
+        )
     if {"multiclass", "dual_binary"} <= set(PIPELINE_NAMES):
         outputs.append(f"{RESULTS}/tables/table3_tests.md")
     if "multiclass" in PIPELINE_NAMES:

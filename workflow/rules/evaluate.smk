@@ -8,15 +8,15 @@ rule evaluate:
         segmentations=f"{RESULTS}/segmentations/{{pipeline}}",
     output:
         f"{RESULTS}/metrics/{{pipeline}}_{{stage}}.tsv",
-    params:
-        tolerance_mm=config["evaluation"]["tolerance_mm"],
-    threads: lambda wildcards: workflow.cores  # evaluated per job: --report and --lint need no --cores
     log:
         f"{RESULTS}/logs/evaluate/{{pipeline}}_{{stage}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/evaluate/{{pipeline}}_{{stage}}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    threads: lambda wildcards: workflow.cores  # evaluated per job: --report and --lint need no --cores
+    params:
+        tolerance_mm=config["evaluation"]["tolerance_mm"],
     script:
         "../scripts/evaluate.py"
 
@@ -30,12 +30,12 @@ rule table2:
             caption="../report/table2.rst",
             category="Tables",
         ),
-    params:
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/table2.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/table2.py"
 
@@ -50,13 +50,13 @@ rule table3:
             caption="../report/table3.rst",
             category="Tables",
         ),
-    params:
-        alpha=config["evaluation"]["alpha"],
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/table3.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        alpha=config["evaluation"]["alpha"],
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/table3.py"
 
@@ -67,13 +67,13 @@ rule score_heldout:
         labels=HELDOUT["input"],
     output:
         f"{RESULTS}/metrics/heldout_{{pipeline}}.tsv",
-    params:
-        labels=HELDOUT["labels"],
-        tolerance_mm=config["evaluation"]["tolerance_mm"],
     log:
         f"{RESULTS}/logs/score_heldout/{{pipeline}}.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        labels=HELDOUT["labels"],
+        tolerance_mm=config["evaluation"]["tolerance_mm"],
     script:
         "../scripts/score_heldout.py"
 
@@ -87,12 +87,12 @@ rule heldout_table:
             caption="../report/heldout.rst",
             category="Tables",
         ),
-    params:
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/heldout_table.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/heldout_table.py"
 
@@ -105,11 +105,11 @@ rule heldout_lesions:
         labels=HELDOUT["input"],
     output:
         f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
-    params:
-        labels=HELDOUT["labels"],
     log:
         f"{RESULTS}/logs/heldout_lesions/{{pipeline}}.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        labels=HELDOUT["labels"],
     script:
         "../scripts/heldout_lesions.py"

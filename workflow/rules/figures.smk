@@ -13,15 +13,15 @@ rule figure_pipelines:
             caption="../report/fig2_pipelines.rst",
             category="Pipelines",
         ),
+    log:
+        f"{RESULTS}/logs/figure_pipelines.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         models=config["models"],
         encoder=config["ahnet"]["encoder"],
         postprocess=config["postprocess"],
         rules={"train": rules.train.rule.name, "predict": rules.predict.rule.name, "segment": rules.segment.rule.name},
-    log:
-        f"{RESULTS}/logs/figure_pipelines.log",
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/figure_pipelines.py"
 
@@ -42,12 +42,12 @@ rule figure_lesions:
             caption="../report/fig5_cases.rst",
             category="Lesion uncertainty",
         ),
-    params:
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/figure_lesions/{{pipeline}}.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/figure_lesions.py"
 
@@ -62,10 +62,10 @@ rule paper_figure:
             caption="../report/paper_figure.rst",
             category="Lesion uncertainty",
         ),
-    wildcard_constraints:
-        figure="fig4_uncertainty|fig5_cases",
     log:
         f"{RESULTS}/logs/paper_figure/{{figure}}.log",
+    wildcard_constraints:
+        figure="fig4_uncertainty|fig5_cases",
     conda:
         "../../envs/analysis.yaml"
     shell:
@@ -82,12 +82,12 @@ rule figure_heldout_lesions:
             caption="../report/fig4_uncertainty_heldout.rst",
             category="Lesion uncertainty",
         ),
-    params:
-        cohort_name=COHORT_NAME,
     log:
         f"{RESULTS}/logs/figure_heldout_lesions/{{pipeline}}.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        cohort_name=COHORT_NAME,
     script:
         "../scripts/figure_heldout_lesions.py"
 
@@ -96,18 +96,20 @@ rule lesion_auroc:
     input:
         cv=expand(f"{RESULTS}/lesions/{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
         # the ensemble's held-out lesions too, where they can be scored
-        heldout=expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES) if HELDOUT["labels"] else [],
+        heldout=(
+            expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES) if HELDOUT["labels"] else []
+        ),
     output:
         report(
             multiext(f"{RESULTS}/tables/lesion_uncertainty", ".tsv", ".md"),
             caption="../report/lesion_auroc.rst",
             category="Lesion uncertainty",
         ),
-    params:
-        pipelines=PIPELINE_NAMES,
     log:
         f"{RESULTS}/logs/lesion_auroc.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        pipelines=PIPELINE_NAMES,
     script:
         "../scripts/lesion_auroc.py"

@@ -10,19 +10,19 @@ rule predict:
         models=expand(f"{RESULTS}/models/{{{{model}}}}/fold{{fold}}/model.pt", fold=FOLDS),
     output:
         directory(f"{RESULTS}/predictions/{{model}}"),
-    params:
-        inference=config["inference"],
-    threads: config["resources"]["gpu_job"]["threads"]
-    resources:
-        gpu=1,
-        runtime=config["resources"]["gpu_job"]["runtime"],
-        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
     log:
         f"{RESULTS}/logs/predict/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/predict/{{model}}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_job"]["threads"]
+    resources:
+        gpu=1,
+        runtime=config["resources"]["gpu_job"]["runtime"],
+        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
+    params:
+        inference=config["inference"],
     script:
         "../scripts/predict.py"
 
@@ -35,15 +35,15 @@ rule segment:
     output:
         segmentations=directory(f"{RESULTS}/segmentations/{{pipeline}}"),
         lesions=f"{RESULTS}/lesions/{{pipeline}}.tsv",
-    params:
-        predictions=f"{RESULTS}/predictions",
-        postprocess=config["postprocess"],
     log:
         f"{RESULTS}/logs/segment/{{pipeline}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/segment/{{pipeline}}.tsv"
     conda:
         "../../envs/torch.yaml"
+    params:
+        predictions=f"{RESULTS}/predictions",
+        postprocess=config["postprocess"],
     script:
         "../scripts/segment.py"
 
@@ -54,20 +54,20 @@ rule ensemble:
         models=lambda wc: ensemble_models(wc.pipeline, FOLDS),
     output:
         directory(f"{RESULTS}/ensemble/{{pipeline}}"),
-    params:
-        images=HELDOUT["images"],
-        postprocess=config["postprocess"],
-        inference=config["inference"],
-    threads: config["resources"]["gpu_job"]["threads"]
-    resources:
-        gpu=1,
-        runtime=config["resources"]["gpu_job"]["runtime"],
-        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
     log:
         f"{RESULTS}/logs/ensemble/{{pipeline}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/ensemble/{{pipeline}}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_job"]["threads"]
+    resources:
+        gpu=1,
+        runtime=config["resources"]["gpu_job"]["runtime"],
+        mem_mb=config["resources"]["gpu_job"]["mem_mb"],
+    params:
+        images=HELDOUT["images"],
+        postprocess=config["postprocess"],
+        inference=config["inference"],
     script:
         "../scripts/ensemble.py"

@@ -6,6 +6,7 @@
 
 TRAINING_PRIORITY = 1
 
+
 # On a cluster the ImageNet weights are fetched on the login node (compute nodes often have
 # no internet), once, before any job that trains.
 localrules:
@@ -17,11 +18,11 @@ rule imagenet_weights:
         get_imagenet_source(),
     output:
         IMAGENET_WEIGHTS,
-    priority: TRAINING_PRIORITY + 1  # ready at once: a failed download stops the run before any training
     log:
         f"{RESULTS}/logs/imagenet_weights.log",
     benchmark:
         f"{RESULTS}/benchmarks/rules/imagenet_weights.tsv"
+    priority: TRAINING_PRIORITY + 1  # ready at once: a failed download stops the run before any training
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -34,22 +35,22 @@ rule pretrain_encoder:
         folds=f"{RESULTS}/cohort/folds.json",
     output:
         f"{RESULTS}/models/encoder/fold{{fold}}/encoder.pt",
-    params:
-        ahnet=config["ahnet"],
-        pretrain=config["pretrain"],
-        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/pretrain_encoder/fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/pretrain_encoder/fold{{fold}}.tsv"
     priority: TRAINING_PRIORITY
+    conda:
+        "../../envs/torch.yaml"
     threads: config["resources"]["gpu_job"]["threads"]
     resources:
         gpu=1,
         runtime=config["resources"]["gpu_job"]["runtime"],
         mem_mb=config["resources"]["gpu_job"]["mem_mb"],
-    log:
-        f"{RESULTS}/logs/pretrain_encoder/fold{{fold}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/rules/pretrain_encoder/fold{{fold}}.tsv"
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        ahnet=config["ahnet"],
+        pretrain=config["pretrain"],
+        seed=config["seed"],
     script:
         "../scripts/pretrain_encoder.py"
 
@@ -70,19 +71,19 @@ rule train:
             subcategory="{model}",
             labels={"model": "{model}", "fold": "{fold}"},
         ),
-    params:
-        config=TRAINING_CONFIG,
+    log:
+        f"{RESULTS}/logs/train/{{model}}/fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/train/{{model}}/fold{{fold}}.tsv"
     priority: TRAINING_PRIORITY
+    conda:
+        "../../envs/torch.yaml"
     threads: config["resources"]["gpu_job"]["threads"]
     resources:
         gpu=1,
         runtime=config["resources"]["gpu_job"]["runtime"],
         mem_mb=config["resources"]["gpu_job"]["mem_mb"],
-    log:
-        f"{RESULTS}/logs/train/{{model}}/fold{{fold}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/rules/train/{{model}}/fold{{fold}}.tsv"
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        config=TRAINING_CONFIG,
     script:
         "../scripts/train.py"

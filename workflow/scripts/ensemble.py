@@ -2,5 +2,11 @@ from liverseg.ensemble import predict_images
 from liverseg.scripting import script_context
 
 with script_context(snakemake):
-    predict_images(snakemake.input.models, snakemake.params.images, snakemake.output[0], single_folds=True,
-                   postprocess=snakemake.params.postprocess, inference=snakemake.params.inference)
+    predict_images(
+        snakemake.input.models,
+        snakemake.params.images,
+        snakemake.output[0],
+        single_folds=True,
+        postprocess=snakemake.params.postprocess,
+        inference=snakemake.params.inference,
+    )

@@ -3,5 +3,8 @@ from liverseg.scripting import script_context
 
 with script_context(snakemake):
     pipelines = snakemake.params.pipelines
-    lesion_auroc_job(dict(zip(pipelines, snakemake.input.cv)), snakemake.output[0].removesuffix(".tsv"),
-                     heldout_tsvs=dict(zip(pipelines, snakemake.input.heldout)))
+    lesion_auroc_job(
+        dict(zip(pipelines, snakemake.input.cv)),
+        snakemake.output[0].removesuffix(".tsv"),
+        heldout_tsvs=dict(zip(pipelines, snakemake.input.heldout)),
+    )

@@ -2,5 +2,11 @@ from liverseg.jobs import pretrain_job
 from liverseg.scripting import script_context
 
 with script_context(snakemake):
-    pretrain_job(snakemake.input.cohort, snakemake.input.folds, int(snakemake.wildcards.fold), snakemake.output[0],
-                 threads=snakemake.threads, **snakemake.params)
+    pretrain_job(
+        snakemake.input.cohort,
+        snakemake.input.folds,
+        int(snakemake.wildcards.fold),
+        snakemake.output[0],
+        threads=snakemake.threads,
+        **snakemake.params,
+    )
