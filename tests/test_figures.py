@@ -6,9 +6,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from liverseg.arrays import label_components
 from liverseg.figures import cases_figure, uncertainty_figure
 from liverseg.lesions import COLUMNS, lesion_table
-from liverseg.postprocess import label_components
 
 
 def crafted_case():

@@ -40,10 +40,10 @@ from pathlib import Path
 import edt
 import numpy as np
 
+from .arrays import bounding_box
 from .errors import InputError
 from .io import save_nifti, write_json
 from .paths import check_fresh_folder, remove_all_but
-from .postprocess import bounding_box
 
 # ATLAS 2023 phase strings ("unkown" is misspelled in the data) and their counts over 60.
 ATLAS_PHASE_COUNTS: dict[str, int] = {

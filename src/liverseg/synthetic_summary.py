@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .postprocess import label_components
+from .arrays import label_components
 from .synthetic import LIVER, TUMOUR, assign_phases, make_subject
 
 PHASES = ("arterial", "portal", "delayed", "no contrast agent", "unkown")
