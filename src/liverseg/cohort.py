@@ -32,6 +32,12 @@ LABELS = (0, 1, 2)
 _IMAGE_NAME = re.compile(r"^im(\d+)\.nii(\.gz)?$")
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders names as people read them: im2 before im10 (runs of digits
+    compare as numbers, the rest as text)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def read_phases(info_path: Path) -> dict[str, str]:
     """Map subject id ("imN") to its phase code; keys may be "N" or "imN"."""
     if not info_path.is_file():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from .cohort import natural_key
 from .devices import torch_device
 from .errors import InputError, raise_problems
 from .io import load_image, save_in_reference_space, spacing_of, write_table
@@ -52,7 +53,7 @@ def image_files(path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: image file or folder not found")
-    images = sorted((p for p in visible_files(path) if _IMAGE.match(p.name)), key=_natural)
+    images = sorted((p for p in visible_files(path) if _IMAGE.match(p.name)), key=lambda p: natural_key(p.name))
     if not images:
         raise InputError(f"{path}: no .nii.gz images")
     return images
@@ -146,8 +147,3 @@ def predict_images(
 
 def _stem(path: Path) -> str:
     return _IMAGE.match(path.name).group(1)
-
-
-def _natural(path: Path):
-    digits = "".join(c for c in path.name if c.isdigit())
-    return (int(digits) if digits else -1, path.name)
