@@ -4,10 +4,10 @@ the plain scipy.ndimage composition of the same steps on random volumes."""
 from __future__ import annotations
 
 import numpy as np
+import postprocess_scipy  # benchmarks/, on pytest's pythonpath
 import pytest
 from scipy import ndimage
 
-from liverseg import postprocess_scipy
 from liverseg.errors import InputError
 from liverseg.postprocess import (
     aggregate_dual_binary,
