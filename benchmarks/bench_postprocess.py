@@ -30,7 +30,7 @@ from bench_metrics import ellipsoid
 from common import OUT_DIR, exit_status, load_config, summary_row, timed
 from postprocess_scipy import multiclass as scipy_multiclass
 
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.postprocess import postprocess_multiclass
 
 SHAPE = (512, 512, 100)
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     table["equal_output"] = equal
     print(table.to_string(index=False))
     print(f"changed voxels: {np.count_nonzero(outputs['liverseg'] != seg)}; outputs equal: {equal}")
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     print(f"wrote {args.out}")
     shape = "x".join(map(str, seg.shape))
     return [

@@ -1,7 +1,7 @@
 """TorchIO subjects and the training / evaluation pipelines (paper §2.9).
 
 A subject is read through `liverseg.io.load_nifti`, so a patch sees the same canonical
-(RAS+, slice axis last) array as every other stage, and a missing or corrupt file stops
+(RAS+, slice axis last) array as every other step, and a missing or corrupt file stops
 with an InputError naming it. The label map is turned into the model's target when it is
 read: multi-class {0 background, 1 liver, 2 tumour}, whole liver (label > 0) or tumour
 (label == 2).
@@ -94,7 +94,7 @@ def read_label(path: str | os.PathLike, task: str) -> tuple[np.ndarray, np.ndarr
     return c_ordered(task_target(label, task))[np.newaxis], img.affine
 
 
-def make_subject(record: Mapping, task: str) -> tio.Subject:
+def torchio_subject(record: Mapping, task: str) -> tio.Subject:
     """A lazily loaded TorchIO subject from a cohort record (keys subject, image, label)."""
     _check_task(task)
     for key in ("subject", "image", "label"):

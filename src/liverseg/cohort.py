@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .io import load_nifti, spacing_of, write_table
+from .io import load_nifti, spacing_of, write_tsv
 
 # ATLAS's own spellings (including "unkown") mapped to the paper's abbreviations.
 PHASE_CODES = {
@@ -132,7 +132,7 @@ def scan_dataset(root: str | Path) -> pd.DataFrame:
 
 def write_cohort(root: str | Path, out_tsv: str | Path) -> pd.DataFrame:
     table = scan_dataset(root)
-    write_table(out_tsv, table)
+    write_tsv(out_tsv, table)
     return table
 
 

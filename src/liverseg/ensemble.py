@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .cohort import natural_key
 from .devices import torch_device
 from .errors import InputError, raise_problems
-from .io import load_image, save_in_reference_space, spacing_of, write_table
+from .io import load_image, save_in_reference_space, spacing_of, write_tsv
 from .paths import check_output_folder, is_hidden_below, real, refuse_overwriting, visible_files
 from .segment import average, segment
 
@@ -141,7 +141,7 @@ def predict_images(
             )
             save_in_reference_space(out_dir / group / path.name, alone.postprocessed, path)
     table = pd.concat(rows, ignore_index=True)
-    write_table(ensemble_dir / "lesions.tsv", table)
+    write_tsv(ensemble_dir / "lesions.tsv", table)
     return table
 
 

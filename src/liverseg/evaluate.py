@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .cohort import natural_key
 from .errors import InputError, raise_problems
-from .io import check_grid, load_nifti, spacing_of, write_table
+from .io import check_grid, load_nifti, spacing_of, write_tsv
 from .metrics import METRIC_KEYS, check_tolerance, subject_metrics
 from .paths import check_output_file, real, refuse_overwriting, visible_files
 
@@ -67,7 +67,7 @@ def evaluate_folders(
             "next time: choose another output"
         )
     frame = evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs)
-    write_table(out_tsv, frame)
+    write_tsv(out_tsv, frame)
     return frame
 
 

@@ -167,15 +167,15 @@ def write_folds(
     validation_fraction: float,
     scheme: str = "stratified",
 ) -> dict:
-    """The folds stage: folds.json and Table 1 (tsv, md) from cohort.tsv."""
+    """The folds step: folds.json and Table 1 (tsv, md) from cohort.tsv."""
     from .cohort import read_cohort
     from .io import write_json
-    from .tables import table1, write_table
+    from .tables import table1, write_table_files
 
     phases = {r["subject"]: r["phase"] for r in read_cohort(cohort_tsv)}
     folds = make_folds(phases, n_folds=n_folds, validation_fraction=validation_fraction, seed=seed, scheme=scheme)
     write_json(folds_json, folds)
-    write_table(
+    write_table_files(
         table1(folds, phases),
         table_stem,
         formats=("tsv", "md"),

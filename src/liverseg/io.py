@@ -1,4 +1,4 @@
-"""File input and output shared by every stage.
+"""File input and output shared by every step.
 
 Two conventions live here: volumes are loaded in a canonical (RAS+) orientation, which
 puts the slice axis of a transverse acquisition last; and every file is written under a
@@ -52,7 +52,7 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def write_table(path: str | os.PathLike, frame) -> None:
+def write_tsv(path: str | os.PathLike, frame) -> None:
     """A pandas DataFrame as TSV, NaN written as `NaN`."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, na_rep="NaN")
