@@ -60,7 +60,7 @@ def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
     import json
 
     from liverseg.figures import draw_pipelines_figure
-    from liverseg.segment import describe_pipeline
+    from liverseg.pipelines import describe_pipeline
 
     models = {
         "ahnet_multiclass": {

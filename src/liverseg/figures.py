@@ -253,7 +253,7 @@ def draw_pipelines_figure(
     from pathlib import Path
 
     from .boxes import resolve_patch_size
-    from .segment import FIGURE2_PIPELINES, describe_pipeline, pipelines_for
+    from .pipelines import FIGURE2_PIPELINES, describe_pipeline, pipelines_for
 
     report = json.loads(Path(patch_sizes_json).read_text())
     sizes = {name: resolve_patch_size(model, report) for name, model in models.items()}

@@ -154,7 +154,8 @@ def segment_job(
     from .folds import fold_of_subject
     from .io import load_nifti, load_probabilities, save_in_reference_space, write_tsv
     from .lesions import lesion_table
-    from .segment import PIPELINES, STAGES, segment
+    from .pipelines import PIPELINES, STAGES
+    from .segment import segment
 
     fold_of = fold_of_subject(read_folds(folds_json))
     roles = PIPELINES[pipeline]
