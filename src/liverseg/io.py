@@ -110,8 +110,8 @@ def c_ordered(volume: np.ndarray) -> np.ndarray:
     """`volume` (H, W, D) as a C-ordered array, whatever its layout (itself if it is one).
 
     NIfTI arrays come in Fortran order, and a whole-array transposing copy walks one side
-    of it with a stride of H x W elements: numpy takes 1.1 s for 512 x 512 x 136 float32.
-    Copied one (H, D) plane at a time, each plane's transpose stays in cache: 0.15 s.
+    of it with a stride of H x W elements, missing the cache at every step. Copied one
+    (H, D) plane at a time, each plane's transpose stays in cache (docs/performance.md).
     """
     volume = np.asarray(volume)
     if volume.ndim != 3 or volume.flags.c_contiguous:

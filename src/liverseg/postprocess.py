@@ -22,8 +22,8 @@ Decisions the paper leaves open, and why:
   closing smooths tumours, it never grows the liver, recreates a tumour outside it, nor
   makes a lesion of its own. (Confined to the liver, the gains bridging a lesion outside
   it to the liver, or two lesions across background, can be cut off from the lesion they
-  came from: 99 one- or two-voxel lesions of 16 792 in 20 demo subjects were such, each
-  with a tumour probability near 0, before `grown_from` dropped them.)
+  came from, and would be lesions of a few voxels with a tumour probability near 0:
+  `grown_from` drops them.)
 - Radii are physical (mm); with the voxel spacing they make ellipsoidal structuring
   elements (`structuring_element`). Morphology by an ellipsoid equals thresholding a
   Euclidean distance transform in mm, which is what runs here (the `edt` package, on
