@@ -36,9 +36,9 @@ from common import OUT_DIR, exit_status, load_config, summary_row
 
 from liverseg.cohort import scan_dataset
 from liverseg.config import out_channels
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.nets import build_network
-from liverseg.synthetic import write_cohort
+from liverseg.synthetic import write_synthetic_cohort
 from liverseg.train import (
     StepTimes,
     TrainingConfig,
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench_data.") as tmp:
         per_fill = training["queue_length"] // training["samples_per_volume"]  # subjects a queue fill loads
         subjects = 2 if args.quick else args.subjects or max(per_fill, 4)
-        write_cohort(tmp, subjects=subjects, heldout=0, seed=0, scale=scale)
+        write_synthetic_cohort(tmp, subjects=subjects, heldout=0, seed=0, scale=scale)
         records = scan_dataset(Path(tmp) / "train").to_dict("records")
         shapes = sorted({r["shape"] for r in records})
         trainer = Trainer(config, device)
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     )
     table = pd.DataFrame([row])
     print(table.T.to_string(header=False))
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     print(f"wrote {args.out}")
     what = f"{row['config']} AHNet, {row['patch']} patches, batch {batch}, scale {scale:g}, {device}"
     if workers == 0:

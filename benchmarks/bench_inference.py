@@ -45,7 +45,7 @@ from monai.inferers import sliding_window_inference
 
 from liverseg.config import out_channels
 from liverseg.infer import predict_volume
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.layers import use_window_layers
 from liverseg.nets import ahnet
 from liverseg.train import recalibrate_batchnorm
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     table["max_abs_difference"] = difference
     table["labels_differing"] = label_share
     print(table.to_string(index=False))
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     print(f"wrote {args.out}")
     if len(names) == 1:
         return []

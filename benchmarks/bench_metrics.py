@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from common import OUT_DIR, exit_status, summary_row, timed
 
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.metrics import METRIC_KEYS, subject_metrics, tumor_burden
 
 SHAPE = (512, 512, 80)
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     print("values (liverseg):", {k: round(v, 5) for k, v in values["liverseg"].items()})
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     print(f"wrote {args.out}")
     fastest = table[table.implementation != "liverseg"].sort_values("seconds").iloc[0]
     return [

@@ -42,11 +42,11 @@ import torchio as tio
 from common import OUT_DIR, exit_status, load_config, summary_row
 from scipy import ndimage
 
-from liverseg.augment import make_subject, training_transform
+from liverseg.augment import torchio_subject, training_transform
 from liverseg.cohort import scan_dataset
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.sampling import LabelSampler, PatchSubjectsDataset
-from liverseg.synthetic import write_cohort
+from liverseg.synthetic import write_synthetic_cohort
 from liverseg.train import TrainingConfig
 
 MODEL = "ahnet_multiclass"
@@ -127,12 +127,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     subjects, seeds = (1, 2) if args.quick else (args.subjects, args.seeds)
     rows, agree = [], True
     with tempfile.TemporaryDirectory(prefix="bench_patches.") as tmp:
-        write_cohort(tmp, subjects=subjects, heldout=0, seed=0, scale=1.0)
+        write_synthetic_cohort(tmp, subjects=subjects, heldout=0, seed=0, scale=1.0)
         records = scan_dataset(Path(tmp) / "train").to_dict("records")
         if not args.quick:
             records.append(largest_subject(records[0], Path(tmp)))
         for record in records:
-            subject = make_subject(record, model["task"])
+            subject = torchio_subject(record, model["task"])
             for seed in range(seeds):
                 outputs = {}
                 for side, (dataset, side_sampler) in sides.items():
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 )
     table = pd.DataFrame(rows)
     table["main_s_per_step"] = table.main_s * training.batch_size / training.samples_per_volume
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     parts = ["worker_s", "main_s", "main_s_per_step"]
     mean = table.groupby("side")[parts].mean()
     largest = table[table.subject == "largest"].groupby("side")[parts].mean()

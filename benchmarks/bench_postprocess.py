@@ -11,7 +11,7 @@ Radii from config/config.yaml (the paper's: dilation 5 mm, closing 3 mm).
 
 - liverseg: `liverseg.postprocess.postprocess_multiclass` (cc3d and distance transforms
   on bounding boxes).
-- scipy: `liverseg.postprocess_scipy.multiclass`, the same steps composed of
+- scipy: `postprocess_scipy.multiclass` (in this folder), the same steps composed of
   scipy.ndimage's label, binary_fill_holes, binary_dilation (one per lesion) and
   binary_closing; the reference the test suite checks liverseg against.
 
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from bench_metrics import ellipsoid
 from common import OUT_DIR, exit_status, load_config, summary_row, timed
+from postprocess_scipy import multiclass as scipy_multiclass
 
-from liverseg import postprocess_scipy
-from liverseg.io import write_table
+from liverseg.io import write_tsv
 from liverseg.postprocess import postprocess_multiclass
 
 SHAPE = (512, 512, 100)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         seg, spacing = seg[::2, ::2, ::2].copy(), tuple(2 * s for s in SPACING)
     radii = load_config("paper")["postprocess"]
     ours = lambda: postprocess_multiclass(seg, spacing, **radii)  # noqa: E731
-    peer = lambda: postprocess_scipy.multiclass(seg, spacing, radii["dilation_mm"], radii["closing_mm"])  # noqa: E731
+    peer = lambda: scipy_multiclass(seg, spacing, radii["dilation_mm"], radii["closing_mm"])  # noqa: E731
     print(
         f"volume {seg.shape} at {spacing} mm, radii {radii}: liver {np.count_nonzero(seg == 1)} voxels, "
         f"tumour {np.count_nonzero(seg == 2)}",
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     table["equal_output"] = equal
     print(table.to_string(index=False))
     print(f"changed voxels: {np.count_nonzero(outputs['liverseg'] != seg)}; outputs equal: {equal}")
-    write_table(args.out, table)
+    write_tsv(args.out, table)
     print(f"wrote {args.out}")
     shape = "x".join(map(str, seg.shape))
     return [

@@ -14,8 +14,8 @@ step rate). `--quick` makes each small.
 The workflow itself: with `--demo`, the whole demo DAG (`snakemake --cores 2 --configfile
 config/demo.yaml`) runs in a temporary copy of the workflow (tens of minutes on 2 cores)
 and its wall time is a row; without it, the benchmark files of an earlier run under
-results/benchmarks/rules, if any, are summed into a row. Either way the per-stage table
-is written next to the summary (stages.tsv, stages.md), and the training table
+results/benchmarks/rules, if any, are summed into a row. Either way the per-rule cost table
+is written next to the summary (rule_costs.tsv, rule_costs.md), and the training table
 (training.tsv, training.md), whose share of the training loops' time spent waiting for
 data is a row.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 from common import OUT_DIR, ROOT, SUMMARY_COLUMNS, exit_status, summary_row
 
-from liverseg import io, stages, tables
+from liverseg import io, run_costs, tables
 
 BENCHMARKS = (
     "bench_metrics",
@@ -56,7 +56,7 @@ WORKFLOW_FILES = (
 
 
 def run_demo(out_dir: Path) -> list[dict]:
-    """The whole demo DAG in a temporary copy of the workflow: its wall time, and its stages."""
+    """The whole demo DAG in a temporary copy of the workflow: its wall time, and its rules' costs."""
     with tempfile.TemporaryDirectory(prefix="liverseg_demo.") as tmp:
         for name in WORKFLOW_FILES:
             copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
@@ -72,20 +72,20 @@ def run_demo(out_dir: Path) -> list[dict]:
 
 def earlier_run(results: Path, out_dir: Path) -> list[dict]:
     """The jobs of an earlier workflow run, from its benchmark files (none: no row)."""
-    return workflow_rows(results, out_dir) if (results / stages.RULES_DIR).is_dir() else []
+    return workflow_rows(results, out_dir) if (results / run_costs.RULES_DIR).is_dir() else []
 
 
 def workflow_rows(results: Path, out_dir: Path, wall_s: float | None = None) -> list[dict]:
     """A run's wall time (without `wall_s`, its jobs' summed) and its training loops' share
-    of time waiting for data; its stage and training tables written to OUT_DIR."""
-    total = stages.write_stages(results, out_dir / "stages").iloc[-1]
+    of time waiting for data; its rule-cost and training tables written to OUT_DIR."""
+    total = run_costs.write_rule_costs(results, out_dir / "rule_costs").iloc[-1]
     what = (
         f"{total.jobs} jobs of {results} (wall time summed over jobs)"
         if wall_s is None
         else f"the demo DAG on 2 cores, {total.jobs} jobs (wall time)"
     )
     rows = [summary_row("workflow", what, total.wall_s if wall_s is None else wall_s, None, "", None, "s")]
-    training = stages.write_training(results, out_dir / "training")
+    training = run_costs.write_training(results, out_dir / "training")
     if not training.empty and math.isfinite(training.wait_share.iloc[-1]):
         rows.append(
             summary_row(
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += run_demo(args.out_dir) if args.demo else earlier_run(Path("results"), args.out_dir)
 
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    io.write_table(args.out_dir / "summary.tsv", summary)
+    io.write_tsv(args.out_dir / "summary.tsv", summary)
     caption = "liverseg against its peers; ratio > 1: liverseg's side is better (see docs/performance.md)"
     io.write_text(args.out_dir / "summary.md", tables.to_markdown(display(summary), caption))
     ratio_chart(summary, args.out_dir / "summary.png")

@@ -35,7 +35,7 @@ def lps_subject(tmp_path) -> dict:
 
 
 def test_subject_arrays_match_load_nifti(lps_subject):
-    subject = augment.make_subject(lps_subject, "multiclass")
+    subject = augment.torchio_subject(lps_subject, "multiclass")
     canonical_image = load_nifti(lps_subject["image"]).get_fdata(dtype=np.float32)
     canonical_label = np.asarray(load_nifti(lps_subject["label"]).dataobj)
     stored = nib.load(lps_subject["image"]).get_fdata(dtype=np.float32)
@@ -55,7 +55,7 @@ def test_subject_arrays_match_load_nifti(lps_subject):
 )
 def test_task_targets(lps_subject, task, expected):
     label = np.asarray(load_nifti(lps_subject["label"]).dataobj)
-    target = augment.make_subject(lps_subject, task)["label"].data[0].numpy()
+    target = augment.torchio_subject(lps_subject, task)["label"].data[0].numpy()
     np.testing.assert_array_equal(target, expected(label))
     assert len(augment.class_names(task)) == int(expected(label).max()) + 1
 
@@ -77,20 +77,20 @@ def test_task_target_of_every_stored_dtype(stored):
         assert target.dtype == np.uint8 and target.tolist() == expected
 
 
-def test_make_subject_bad_records(tmp_path, lps_subject):
+def test_torchio_subject_bad_records(tmp_path, lps_subject):
     missing = dict(lps_subject, label=str(tmp_path / "labelsTr" / "lb99.nii.gz"))
     with pytest.raises(InputError, match="lb99.nii.gz: file not found"):
-        augment.make_subject(missing, "liver")
+        augment.torchio_subject(missing, "liver")
     with pytest.raises(InputError, match="missing key 'image'"):
-        augment.make_subject({"subject": "im0", "label": lps_subject["label"]}, "liver")
+        augment.torchio_subject({"subject": "im0", "label": lps_subject["label"]}, "liver")
     with pytest.raises(ConfigError, match="unknown task 'lesion'"):
-        augment.make_subject(lps_subject, "lesion")
+        augment.torchio_subject(lps_subject, "lesion")
 
 
 def test_corrupt_image_names_the_file(tmp_path, lps_subject):
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(open(lps_subject["image"], "rb").read()[:200])
-    subject = augment.make_subject(dict(lps_subject, image=str(broken)), "multiclass")
+    subject = augment.torchio_subject(dict(lps_subject, image=str(broken)), "multiclass")
     with pytest.raises(InputError, match="broken.nii.gz"):
         subject.load()
 
@@ -114,7 +114,7 @@ def test_c_ordered_copies_any_layout(layout):
 
 
 def test_evaluation_transform_normalises(lps_subject):
-    subject = augment.make_subject(lps_subject, "multiclass")
+    subject = augment.torchio_subject(lps_subject, "multiclass")
     out = augment.evaluation_transform()(subject)
     data = out["image"].data
     assert abs(float(data.mean())) < 1e-5 and abs(float(data.std()) - 1) < 1e-5
@@ -162,7 +162,7 @@ def test_bias_field_equals_torchio_bit_for_bit(shape, order):
 
 def test_random_bias_field_equals_torchio_under_one_seed(lps_subject):
     """The same random draws and the same image as tio.RandomBiasField, label untouched."""
-    subject = augment.make_subject(lps_subject, "multiclass")
+    subject = augment.torchio_subject(lps_subject, "multiclass")
     subject.load()
     outputs = []
     for transform in (
@@ -187,7 +187,7 @@ def test_normalise_rejects_unusable_images():
 def test_training_transform_pads_short_volumes_and_keeps_labels(lps_subject):
     """All augmentations on: every axis reaches the patch size, the label map keeps
     exactly the task's values and stays aligned in shape with the image."""
-    subject = augment.make_subject(lps_subject, "multiclass")  # 40 x 40 x 12
+    subject = augment.torchio_subject(lps_subject, "multiclass")  # 40 x 40 x 12
     transform = augment.training_transform(ALL_ON, (32, 32, 32))
     torch.manual_seed(0)
     for _ in range(4):
@@ -216,7 +216,7 @@ def test_training_transform_pads_short_volumes_and_keeps_labels(lps_subject):
 def test_training_transform_equals_torchio_reference(lps_subject, probabilities):
     """liverseg's pipeline (one copy per subject, the separable bias field, ZNormalise) is
     TorchIO's own pipeline to the bit under the same seed, and leaves its input alone."""
-    subject = augment.make_subject(lps_subject, "multiclass")
+    subject = augment.torchio_subject(lps_subject, "multiclass")
     subject.load()
     before = subject["image"].data.clone()
     for seed in range(5):
@@ -267,7 +267,7 @@ def test_labels_collate_across_stored_dtypes(tmp_path):
         write_pair(tmp_path, n, image, label.astype(dtype), np.diag([0.8, 0.8, 3.0, 1.0]))
         records.append(record(tmp_path, n))
     dataset = tio.SubjectsDataset(
-        [augment.make_subject(r, "tumor") for r in records],
+        [augment.torchio_subject(r, "tumor") for r in records],
         transform=augment.training_transform(ALL_ON, (16, 16, 8)),
     )
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))

@@ -142,3 +142,10 @@ def test_unknown_phase_value(atlas_root):
 def test_missing_root(tmp_path):
     with pytest.raises(InputError, match="dataset folder not found"):
         scan_dataset(tmp_path / "nowhere")
+
+
+def test_natural_key_orders_numbers_as_numbers():
+    from liverseg.cohort import natural_key
+
+    names = ["im10", "im2", "lb1", "im1.nii.gz", "case2_t10", "case10_t2", "x"]
+    assert sorted(names, key=natural_key) == ["case2_t10", "case10_t2", "im1.nii.gz", "im2", "im10", "lb1", "x"]

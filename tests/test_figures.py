@@ -6,9 +6,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from liverseg.arrays import label_components
 from liverseg.figures import cases_figure, uncertainty_figure
 from liverseg.lesions import COLUMNS, lesion_table
-from liverseg.postprocess import label_components
 
 
 def crafted_case():
@@ -60,7 +60,7 @@ def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
     import json
 
     from liverseg.figures import draw_pipelines_figure
-    from liverseg.segment import describe_pipeline
+    from liverseg.pipelines import describe_pipeline
 
     models = {
         "ahnet_multiclass": {

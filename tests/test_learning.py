@@ -20,7 +20,7 @@ import torchio as tio
 from liverseg.cohort import median_spacing, scan_dataset
 from liverseg.infer import predict_volume
 from liverseg.io import load_nifti
-from liverseg.synthetic import write_cohort
+from liverseg.synthetic import write_synthetic_cohort
 from liverseg.train import TrainingConfig, load_model, patch_batches, train_model, training_patches
 
 SCALE = 6.0
@@ -48,7 +48,7 @@ LIVER_DICE = 0.7
 def cohort_records(tmp_path_factory):
     """Four training subjects and one validation subject of the synthetic cohort."""
     root = tmp_path_factory.mktemp("synthetic")
-    write_cohort(root, subjects=5, heldout=0, seed=11, scale=SCALE)
+    write_synthetic_cohort(root, subjects=5, heldout=0, seed=11, scale=SCALE)
     records = scan_dataset(root / "train").to_dict("records")
     for record in records:
         record["spacing"] = tuple(float(s) for s in record["spacing"].split(","))

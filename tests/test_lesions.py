@@ -176,7 +176,7 @@ def test_fill_status_refuses_a_segmentation_that_is_not_the_tables(change):
 def test_heldout_lesions_job_scores_the_ensembles_table_from_its_files(tmp_path):
     """Through NIfTI files in a non-canonical orientation, as the ensemble writes them:
     the statuses are lesion_table's with the labels; the other columns are the table's."""
-    from liverseg.io import load_nifti, save_in_reference_space, save_nifti, write_table
+    from liverseg.io import load_nifti, save_in_reference_space, save_nifti, write_tsv
     from liverseg.jobs import heldout_lesions_job
 
     ensemble, labels = tmp_path / "ensemble", tmp_path / "labels"
@@ -191,7 +191,7 @@ def test_heldout_lesions_job_scores_the_ensembles_table_from_its_files(tmp_path)
     empty = np.ones(seg.shape, np.uint8)  # an image without a predicted lesion
     save_in_reference_space(ensemble / "im2.nii.gz", empty, tmp_path / "im1.nii.gz")
     save_in_reference_space(labels / "lb2.nii.gz", empty, tmp_path / "im1.nii.gz")
-    write_table(ensemble / "lesions.tsv", lesion_table(seg, prob, (1.0, 1.0, 2.0), None, "im1"))
+    write_tsv(ensemble / "lesions.tsv", lesion_table(seg, prob, (1.0, 1.0, 2.0), None, "im1"))
 
     heldout_lesions_job(ensemble, labels, tmp_path / "heldout.tsv")
     table = read_lesion_table(tmp_path / "heldout.tsv")

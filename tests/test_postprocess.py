@@ -4,10 +4,10 @@ the plain scipy.ndimage composition of the same steps on random volumes."""
 from __future__ import annotations
 
 import numpy as np
+import postprocess_scipy  # benchmarks/, on pytest's pythonpath
 import pytest
 from scipy import ndimage
 
-from liverseg import postprocess_scipy
 from liverseg.errors import InputError
 from liverseg.postprocess import (
     aggregate_dual_binary,
@@ -250,7 +250,7 @@ def test_closing_never_makes_a_lesion_of_its_own():
     """Every post-processed lesion holds a voxel the model called tumour: the closing's
     gains, confined to the liver, stay with the lesion they smooth (a gain cut off from it
     would be a lesion with a tumour probability near 0 in the uncertainty table)."""
-    from liverseg.postprocess import label_components
+    from liverseg.arrays import label_components
 
     for seg, liver, tumour, spacing, dilation, closing in random_volumes(40, seed=1):
         for out in (
@@ -259,18 +259,3 @@ def test_closing_never_makes_a_lesion_of_its_own():
         ):
             labels, n = label_components(out == 2)
             assert set(np.unique(labels[tumour & (out == 2)])) >= set(range(1, n + 1))
-
-
-def test_label_components_of_one_voxel_wide_masks_match_scipy():
-    from liverseg.postprocess import label_components
-
-    rng = np.random.default_rng(0)
-    for shape in [(1, 1, 3), (5, 1, 1), (1, 4, 1), (2, 1, 7), (6, 5, 4)]:
-        for _ in range(20):
-            mask = rng.random(shape) < 0.5
-            labels, n = label_components(mask)
-            expected, m = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-            assert n == m and np.array_equal(labels > 0, mask)
-            # the same partition: each of our labels is exactly one of scipy's
-            pairs = {(a, b) for a, b in zip(labels[mask], expected[mask])}
-            assert len(pairs) == n

@@ -177,7 +177,7 @@ def test_training_batches_equal_torchio_queue(tmp_path, workers):
     ours = training_patches(records, "multiclass", patch, augmentation, cfg)
     theirs = (
         tio.SubjectsDataset(
-            [augment.make_subject(r, "multiclass") for r in records],
+            [augment.torchio_subject(r, "multiclass") for r in records],
             transform=augment.training_transform(augmentation, patch, torchio_reference=True),
         ),
         tio.LabelSampler(patch, label_name="label", label_probabilities=cfg.sampler_probabilities("multiclass")),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from liverseg.segment import PIPELINES, average, pipelines_for, segment
+from liverseg.pipelines import PIPELINES, pipelines_for
+from liverseg.segment import average, segment
 
 
 def probabilities(labels: np.ndarray, classes: int) -> np.ndarray:

@@ -15,10 +15,10 @@ from liverseg.synthetic import (
     ATLAS_PHASE_COUNTS,
     MIN_SLICES,
     acquisition,
+    draw_subject,
     grid_at,
-    make_subject,
     phase_counts,
-    write_cohort,
+    write_synthetic_cohort,
 )
 
 SCALE = 8.0  # tiny grids: every test here runs in seconds
@@ -27,7 +27,7 @@ SCALE = 8.0  # tiny grids: every test here runs in seconds
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
-    write_cohort(out, subjects=5, heldout=2, seed=3, scale=SCALE)
+    write_synthetic_cohort(out, subjects=5, heldout=2, seed=3, scale=SCALE)
     return out
 
 
@@ -103,7 +103,7 @@ def test_acquisitions_span_the_atlas_ranges_and_coarsen_with_scale():
 
 def _subject_with_tumour(phase: str, seed: int = 0, scale: float = 4.0):
     for index in range(20):
-        s = make_subject(seed, index, phase, scale)
+        s = draw_subject(seed, index, phase, scale)
         if (s.label == 2).sum() >= 10:
             return s
     raise AssertionError("no subject with a tumour in 20")
@@ -127,7 +127,7 @@ def test_every_subject_has_tumours_from_nodules_to_masses():
     tumour, and the cohort's lesions range from nodules of a few millilitres to masses."""
     volumes_ml = []
     for index in range(24):
-        s = make_subject(3, index, "arterial", 3.0)
+        s = draw_subject(3, index, "arterial", 3.0)
         lesions, n = ndimage.label(s.label == 2, structure=np.ones((3, 3, 3)))
         assert 1 <= n <= 8, f"im{index}: {n} lesions"
         volumes_ml += list(np.bincount(lesions.ravel())[1:] * float(np.prod(s.spacing)) / 1000)
@@ -138,7 +138,7 @@ def test_every_subject_has_tumours_from_nodules_to_masses():
 def test_tumour_contrast_follows_the_phase(phase, brighter):
     ratios = []
     for index in range(12):
-        s = make_subject(0, index, phase, 4.0)
+        s = draw_subject(0, index, phase, 4.0)
         if (s.label == 2).sum() >= 10:
             ratios.append(s.image[s.label == 2].mean() / s.image[s.label == 1].mean())
     assert len(ratios) >= 3
@@ -149,13 +149,13 @@ def test_tumour_contrast_follows_the_phase(phase, brighter):
 
 
 def test_deterministic_from_the_seed(tmp_path):
-    a, b = make_subject(5, 2, "portal", SCALE), make_subject(5, 2, "portal", SCALE)
+    a, b = draw_subject(5, 2, "portal", SCALE), draw_subject(5, 2, "portal", SCALE)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
-    c = make_subject(6, 2, "portal", SCALE)
+    c = draw_subject(6, 2, "portal", SCALE)
     assert not np.array_equal(a.image, c.image)
     # Whole cohorts: the same arguments give the same arrays and metadata.
     for out in (tmp_path / "one", tmp_path / "two"):
-        write_cohort(out, subjects=2, heldout=1, seed=9, scale=SCALE)
+        write_synthetic_cohort(out, subjects=2, heldout=1, seed=9, scale=SCALE)
     for rel in (
         "train/imagesTr/im1.nii.gz",
         "train/labelsTr/lb0.nii.gz",
@@ -170,18 +170,18 @@ def test_deterministic_from_the_seed(tmp_path):
 
 
 def test_anatomy_is_independent_of_phase_grid_and_cohort_size():
-    arterial, portal = make_subject(4, 3, "arterial", SCALE), make_subject(4, 3, "portal", SCALE)
+    arterial, portal = draw_subject(4, 3, "arterial", SCALE), draw_subject(4, 3, "portal", SCALE)
     assert np.array_equal(arterial.label, portal.label)
     assert not np.array_equal(arterial.image, portal.image)
     # The same liver on a grid twice as fine: volumes in mL agree.
-    fine = make_subject(4, 3, "portal", SCALE / 2)
+    fine = draw_subject(4, 3, "portal", SCALE / 2)
     vol = lambda s: float((s.label > 0).sum() * np.prod(s.spacing))  # noqa: E731
     assert vol(fine) == pytest.approx(vol(portal), rel=0.1)
 
 
 def test_subject_does_not_depend_on_cohort_size(tmp_path):
-    write_cohort(tmp_path / "small", subjects=2, heldout=0, seed=1, scale=SCALE)
-    write_cohort(tmp_path / "large", subjects=4, heldout=0, seed=1, scale=SCALE)
+    write_synthetic_cohort(tmp_path / "small", subjects=2, heldout=0, seed=1, scale=SCALE)
+    write_synthetic_cohort(tmp_path / "large", subjects=4, heldout=0, seed=1, scale=SCALE)
     small, large = (
         np.asarray(load_nifti(tmp_path / size / "train/labelsTr/lb1.nii.gz").dataobj) for size in ("small", "large")
     )
@@ -201,10 +201,10 @@ def test_subject_does_not_depend_on_cohort_size(tmp_path):
 )
 def test_bad_arguments_are_reported(tmp_path, kwargs, word):
     with pytest.raises(InputError, match=word):
-        write_cohort(tmp_path, **kwargs)
+        write_synthetic_cohort(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())
 
 
 def test_unknown_phase_is_reported():
     with pytest.raises(InputError, match="venous"):
-        make_subject(0, 0, "venous", SCALE)
+        draw_subject(0, 0, "venous", SCALE)

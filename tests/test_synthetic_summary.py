@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liverseg.synthetic import make_subject
+from liverseg.synthetic import draw_subject
 from liverseg.synthetic_summary import (
     MARKERS,
     best_threshold_dice,
@@ -24,8 +24,8 @@ def test_best_threshold_dice_is_one_when_a_threshold_separates_either_way():
 
 
 def test_subject_statistics_counts_the_label_maps_lesions_and_phase_contrast():
-    arterial = make_subject(0, 4, "arterial", 4.0)
-    portal = make_subject(0, 4, "portal", 4.0)  # same anatomy, other phase
+    arterial = draw_subject(0, 4, "arterial", 4.0)
+    portal = draw_subject(0, 4, "portal", 4.0)  # same anatomy, other phase
     row, lesions = subject_statistics(arterial, "im4")
     assert row["lesions"] == len(lesions) >= 1
     assert row["tumour_ml"] == pytest.approx(sum(lesion["volume_ml"] for lesion in lesions))
@@ -37,7 +37,7 @@ def test_subject_statistics_counts_the_label_maps_lesions_and_phase_contrast():
 
 def test_cohort_table_has_a_column_per_scale(tmp_path):
     rows = {
-        s: ([subject_statistics(make_subject(0, i, "arterial", s), f"im{i}") for i in range(2)]) for s in (4.0, 6.0)
+        s: ([subject_statistics(draw_subject(0, i, "arterial", s), f"im{i}") for i in range(2)]) for s in (4.0, 6.0)
     }
     import pandas as pd
 

@@ -20,7 +20,7 @@ from liverseg.tables import (
     table3,
     to_latex,
     to_markdown,
-    write_table,
+    write_table_files,
 )
 
 
@@ -101,7 +101,7 @@ def test_table2_cells_follow_from_the_subjects():
 
 def test_table2_values_match_a_round_trip_through_tsv(tmp_path):
     frame = metrics_frame(n=6, tumor_hd=[1.0, np.nan, 3.0, np.nan, 5.0, 9.0])
-    io.write_table(tmp_path / "m.tsv", frame)
+    io.write_tsv(tmp_path / "m.tsv", frame)
     read = pd.read_csv(tmp_path / "m.tsv", sep="\t")
     values = table2_values({("multiclass", "raw"): read}).set_index(["region", "metric"])
     assert values.loc[("Tumor", "HD"), "mean"] == pytest.approx(4.5)
@@ -144,14 +144,14 @@ def test_table3_layout():
     assert row[("Holm p-value", "")] == f"{tests.p_holm[1]:.1e}"
 
 
-def test_write_table_three_formats(tmp_path):
+def test_write_table_files_three_formats(tmp_path):
     t = table2(
         {
             ("multiclass", "postprocessed"): metrics_frame(),
             ("multiclass", "raw"): metrics_frame(seed=5),
         }
     )
-    paths = write_table(t, tmp_path / "tables" / "table2_metrics", caption="Metrics & more")
+    paths = write_table_files(t, tmp_path / "tables" / "table2_metrics", caption="Metrics & more")
     assert [p.name for p in paths] == [
         "table2_metrics.tsv",
         "table2_metrics.md",
@@ -181,7 +181,7 @@ def test_markdown_and_latex_escape_and_flat_tables(tmp_path):
     tex = to_latex(frame)
     assert "x\\_y 50\\%" in tex and "\\multicolumn" not in tex
     with pytest.raises(InputError, match="formats"):
-        write_table(frame, tmp_path / "t", formats=("csv",))
+        write_table_files(frame, tmp_path / "t", formats=("csv",))
 
 
 def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
@@ -194,7 +194,7 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
     m, b = metrics_frame(n=20, seed=2), metrics_frame(n=20, seed=3)
     b["liver_dice"] = m.liver_dice + rng.normal(0.1, 0.02, 20)
     for name, frame in (("m", m), ("b", b)):
-        io.write_table(tmp_path / f"{name}.tsv", frame)
+        io.write_tsv(tmp_path / f"{name}.tsv", frame)
     m, b = (pd.read_csv(tmp_path / f"{name}.tsv", sep="\t") for name in ("m", "b"))
 
     table3_job(tmp_path / "m.tsv", tmp_path / "b.tsv", tmp_path / "table3", alpha=0.05)
@@ -223,7 +223,7 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
     assert rho != round(rho, 3) and f"| {round(rho, 3)} |" in (tmp_path / "auroc.md").read_text()
 
     scores = metrics_frame(n=3, seed=4).assign(pipeline="multiclass", model="ensemble")
-    io.write_table(tmp_path / "heldout.tsv", scores)
+    io.write_tsv(tmp_path / "heldout.tsv", scores)
     heldout_table_job([tmp_path / "heldout.tsv"], tmp_path / "heldout_scores")
     tsv = pd.read_csv(tmp_path / "heldout_scores.tsv", sep="\t")
     assert tsv["liver_dice"][0] == pytest.approx(scores.liver_dice.mean(), rel=1e-12)

@@ -30,7 +30,7 @@ from workflow_helpers import (
     snapshot,
 )
 
-from liverseg.stages import write_stages, write_training
+from liverseg.run_costs import write_rule_costs, write_training
 
 pytestmark = pytest.mark.slow
 
@@ -180,13 +180,13 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
 
 
-def test_stages_and_training_wait_of_the_run(tiny_dag, tmp_path):
-    """`liverseg stages`' tables on a real run: every trained model's folds and epochs, the
+def test_rule_costs_and_training_wait_of_the_run(tiny_dag, tmp_path):
+    """`liverseg costs`' tables on a real run: every trained model's folds and epochs, the
     training loops' time split between waiting for data and stepping."""
     work, _ = tiny_dag
     results = work / "results"
-    stages = write_stages(results, tmp_path / "stages").set_index("stage")
-    assert {"train", "predict", "evaluate", "total"} <= set(stages.index)
+    rules = write_rule_costs(results, tmp_path / "rule_costs").set_index("rule")
+    assert {"train", "predict", "evaluate", "total"} <= set(rules.index)
     training = write_training(results, tmp_path / "training").set_index("model")
     assert list(training.index) == sorted(MODELS) + ["total"]
     assert (training.loc[list(MODELS), "folds"] == len(TINY_FOLDS)).all()

@@ -1,7 +1,7 @@
 """TorchIO subjects and the training / evaluation pipelines (paper §2.9).
 
 A subject is read through `liverseg.io.load_nifti`, so a patch sees the same canonical
-(RAS+, slice axis last) array as every other stage, and a missing or corrupt file stops
+(RAS+, slice axis last) array as every other step, and a missing or corrupt file stops
 with an InputError naming it. The label map is turned into the model's target when it is
 read: multi-class {0 background, 1 liver, 2 tumour}, whole liver (label > 0) or tumour
 (label == 2).
@@ -94,7 +94,7 @@ def read_label(path: str | os.PathLike, task: str) -> tuple[np.ndarray, np.ndarr
     return c_ordered(task_target(label, task))[np.newaxis], img.affine
 
 
-def make_subject(record: Mapping, task: str) -> tio.Subject:
+def torchio_subject(record: Mapping, task: str) -> tio.Subject:
     """A lazily loaded TorchIO subject from a cohort record (keys subject, image, label)."""
     _check_task(task)
     for key in ("subject", "image", "label"):
@@ -154,8 +154,7 @@ def _standardise(tensor: torch.Tensor, name: str) -> None:
 
 class ZNormalise(tio.IntensityTransform):
     """TorchIO's ZNormalization over all voxels, equal to it bit for bit, on one copy of
-    each image instead of the dozen buffers of TorchIO's masked indexing (a tenth of the
-    time on an ATLAS volume)."""
+    each image instead of the dozen buffers of TorchIO's masked indexing."""
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
         for image in self.get_images(subject):
@@ -167,13 +166,13 @@ class ZNormalise(tio.IntensityTransform):
 
 def bias_field(shape: Sequence[int], order: int, coefficients: Sequence[float]) -> np.ndarray:
     """exp of TorchIO's polynomial bias field on a grid of `shape`, equal to
-    `tio.BiasField.generate_bias_field` bit for bit, 10-30x faster.
+    `tio.BiasField.generate_bias_field` bit for bit, at a fraction of its cost.
 
     Each term c * x^i * y^j * z^k is separable: its in-plane factor is computed once on an
     (H, W) plane and multiplied by the slice factor block by block (1 MB blocks stay in
     cache), with every voxel's operations in TorchIO's order (float64 products and sums,
     then exp and float32). TorchIO evaluates every power and product on whole float64
-    volumes: 14 s for a 512 x 512 x 136 volume, where this takes 0.5 s.
+    volumes (docs/performance.md).
     """
     axes = []
     for half in np.asarray(shape, dtype=float) / 2:

@@ -154,10 +154,10 @@ def resolve_patch_size(model: dict, report: dict | None) -> list[int]:
 
 def write_boxes(cohort_tsv, out_tsv) -> pd.DataFrame:
     from .cohort import read_cohort
-    from .io import write_table
+    from .io import write_tsv
 
     boxes = cohort_boxes(read_cohort(cohort_tsv))
-    write_table(out_tsv, boxes)
+    write_tsv(out_tsv, boxes)
     return boxes
 
 

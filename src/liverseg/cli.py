@@ -1,4 +1,4 @@
-"""The `liverseg` command: the library's stages for use outside Snakemake."""
+"""The `liverseg` command: the library's steps for use outside Snakemake."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from .errors import InputError
 
 
 def _synth(args) -> None:
-    from .synthetic import write_cohort
+    from .synthetic import write_synthetic_cohort
 
-    write_cohort(
+    write_synthetic_cohort(
         args.out_dir,
         subjects=args.subjects,
         heldout=args.heldout,
@@ -47,12 +47,12 @@ def _predict(args) -> None:
     print(f"segmentations and lesions.tsv ({len(table)} lesions) written to {args.output}")
 
 
-def _stages(args) -> None:
-    from .stages import write_stages, write_training
+def _costs(args) -> None:
+    from .run_costs import write_rule_costs, write_training
     from .tables import to_markdown
 
-    print(to_markdown(write_stages(args.results_dir)), end="")
-    print(f"-> {args.results_dir}/benchmarks/stages.tsv, stages.md")
+    print(to_markdown(write_rule_costs(args.results_dir)), end="")
+    print(f"-> {args.results_dir}/benchmarks/rule_costs.tsv, rule_costs.md")
     training = write_training(args.results_dir)
     if not training.empty:
         print("\n" + to_markdown(training), end="")
@@ -103,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     predict.set_defaults(run=_predict)
 
-    stages = commands.add_parser(
-        "stages",
-        help="time and memory per workflow stage, from the jobs' benchmark files (benchmarks/stages.tsv, .md), "
+    costs = commands.add_parser(
+        "costs",
+        help="time and memory per workflow rule, from the jobs' benchmark files (benchmarks/rule_costs.tsv, .md), "
         "and the training loops' wait for data, from the models' history.tsv (benchmarks/training.tsv, .md)",
     )
-    stages.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder")
-    stages.set_defaults(run=_stages)
+    costs.add_argument("results_dir", nargs="?", default="results", help="the workflow's results folder")
+    costs.set_defaults(run=_costs)
     return parser
 
 

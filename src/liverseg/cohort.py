@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .io import load_nifti, spacing_of, write_table
+from .io import load_nifti, spacing_of, write_tsv
 
 # ATLAS's own spellings (including "unkown") mapped to the paper's abbreviations.
 PHASE_CODES = {
@@ -30,6 +30,12 @@ PHASE_CODES = {
 PHASES = ("A", "D", "NC", "P", "U")  # Table 1's column order
 LABELS = (0, 1, 2)
 _IMAGE_NAME = re.compile(r"^im(\d+)\.nii(\.gz)?$")
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders names as people read them: im2 before im10 (runs of digits
+    compare as numbers, the rest as text)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def read_phases(info_path: Path) -> dict[str, str]:
@@ -126,7 +132,7 @@ def scan_dataset(root: str | Path) -> pd.DataFrame:
 
 def write_cohort(root: str | Path, out_tsv: str | Path) -> pd.DataFrame:
     table = scan_dataset(root)
-    write_table(out_tsv, table)
+    write_tsv(out_tsv, table)
     return table
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from .cohort import natural_key
 from .devices import torch_device
 from .errors import InputError, raise_problems
-from .io import load_image, save_in_reference_space, spacing_of, write_table
+from .io import load_image, save_in_reference_space, spacing_of, write_tsv
 from .paths import check_output_folder, is_hidden_below, real, refuse_overwriting, visible_files
 from .segment import average, segment
 
@@ -52,7 +53,7 @@ def image_files(path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: image file or folder not found")
-    images = sorted((p for p in visible_files(path) if _IMAGE.match(p.name)), key=_natural)
+    images = sorted((p for p in visible_files(path) if _IMAGE.match(p.name)), key=lambda p: natural_key(p.name))
     if not images:
         raise InputError(f"{path}: no .nii.gz images")
     return images
@@ -140,14 +141,9 @@ def predict_images(
             )
             save_in_reference_space(out_dir / group / path.name, alone.postprocessed, path)
     table = pd.concat(rows, ignore_index=True)
-    write_table(ensemble_dir / "lesions.tsv", table)
+    write_tsv(ensemble_dir / "lesions.tsv", table)
     return table
 
 
 def _stem(path: Path) -> str:
     return _IMAGE.match(path.name).group(1)
-
-
-def _natural(path: Path):
-    digits = "".join(c for c in path.name if c.isdigit())
-    return (int(digits) if digits else -1, path.name)

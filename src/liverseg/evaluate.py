@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .cohort import natural_key
 from .errors import InputError, raise_problems
-from .io import check_grid, load_nifti, spacing_of, write_table
+from .io import check_grid, load_nifti, spacing_of, write_tsv
 from .metrics import METRIC_KEYS, check_tolerance, subject_metrics
 from .paths import check_output_file, real, refuse_overwriting, visible_files
 
@@ -66,7 +67,7 @@ def evaluate_folders(
             "next time: choose another output"
         )
     frame = evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs)
-    write_table(out_tsv, frame)
+    write_tsv(out_tsv, frame)
     return frame
 
 
@@ -96,7 +97,7 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list
         f"{path}: no ground truth for this prediction in {gt_dir}" for s, path in preds.items() if s not in used
     ]
     raise_problems(problems, "cannot pair predictions with ground truth")
-    return sorted(pairs, key=lambda p: _natural_key(p[0]))
+    return sorted(pairs, key=lambda p: natural_key(p[0]))
 
 
 def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | None = None) -> pd.DataFrame:
@@ -230,7 +231,3 @@ def _challenge_partner(gt_stem: str) -> str:
     """lbN -> imN (the challenge's naming); other names map to themselves."""
     match = re.fullmatch(r"lb(\d+)", gt_stem)
     return f"im{match.group(1)}" if match else gt_stem
-
-
-def _natural_key(text: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]

@@ -253,7 +253,7 @@ def draw_pipelines_figure(
     from pathlib import Path
 
     from .boxes import resolve_patch_size
-    from .segment import FIGURE2_PIPELINES, describe_pipeline, pipelines_for
+    from .pipelines import FIGURE2_PIPELINES, describe_pipeline, pipelines_for
 
     report = json.loads(Path(patch_sizes_json).read_text())
     sizes = {name: resolve_patch_size(model, report) for name, model in models.items()}
@@ -393,10 +393,10 @@ def draw_lesion_figures(
     """Figures 4 and 5 from one pipeline's lesion table and post-processed segmentations."""
     from pathlib import Path
 
+    from .arrays import label_components
     from .cohort import read_cohort
     from .io import load_nifti
     from .lesions import read_lesion_table
-    from .postprocess import label_components
 
     lesions = read_lesion_table(lesions_tsv)
     uncertainty_figure(lesions, fig4_png, pipeline=pipeline, cohort_name=cohort_name)

@@ -20,7 +20,7 @@ import math
 import random
 from collections import Counter
 
-from .cohort import PHASES
+from .cohort import PHASES, natural_key
 from .errors import ConfigError, InputError
 
 SCHEMES = ("stratified", "paper")
@@ -95,9 +95,9 @@ def make_folds(
         folds.append(
             {
                 "fold": k + 1,
-                "train": sorted((s for s in subjects if s not in held), key=_natural),
-                "validation": sorted(validation, key=_natural),
-                "test": sorted(test, key=_natural),
+                "train": sorted((s for s in subjects if s not in held), key=natural_key),
+                "validation": sorted(validation, key=natural_key),
+                "test": sorted(test, key=natural_key),
             }
         )
     return {"seed": seed, "scheme": scheme, "folds": folds}
@@ -123,7 +123,7 @@ def paper_folds(phases: dict[str, str], seed: int) -> list[dict]:
     rng = random.Random(seed)
     members = {}
     for phase in PHASES:
-        members[phase] = sorted((s for s in phases if phases[s] == phase), key=_natural)
+        members[phase] = sorted((s for s in phases if phases[s] == phase), key=natural_key)
         rng.shuffle(members[phase])
     test: dict[int, list[str]] = {k: [] for k in PAPER_TABLE1}
     for i, phase in enumerate(PHASES):  # consecutive runs of the shuffled phase: a partition
@@ -144,17 +144,12 @@ def paper_folds(phases: dict[str, str], seed: int) -> list[dict]:
         folds.append(
             {
                 "fold": k,
-                "train": sorted((s for s in phases if s not in held), key=_natural),
-                "validation": sorted(validation, key=_natural),
-                "test": sorted(test[k], key=_natural),
+                "train": sorted((s for s in phases if s not in held), key=natural_key),
+                "validation": sorted(validation, key=natural_key),
+                "test": sorted(test[k], key=natural_key),
             }
         )
     return folds
-
-
-def _natural(subject: str):
-    digits = "".join(c for c in subject if c.isdigit())
-    return (int(digits) if digits else -1, subject)
 
 
 def fold_of_subject(folds: dict) -> dict[str, int]:
@@ -172,15 +167,15 @@ def write_folds(
     validation_fraction: float,
     scheme: str = "stratified",
 ) -> dict:
-    """The folds stage: folds.json and Table 1 (tsv, md) from cohort.tsv."""
+    """The folds step: folds.json and Table 1 (tsv, md) from cohort.tsv."""
     from .cohort import read_cohort
     from .io import write_json
-    from .tables import table1, write_table
+    from .tables import table1, write_table_files
 
     phases = {r["subject"]: r["phase"] for r in read_cohort(cohort_tsv)}
     folds = make_folds(phases, n_folds=n_folds, validation_fraction=validation_fraction, seed=seed, scheme=scheme)
     write_json(folds_json, folds)
-    write_table(
+    write_table_files(
         table1(folds, phases),
         table_stem,
         formats=("tsv", "md"),

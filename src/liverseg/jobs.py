@@ -152,9 +152,10 @@ def segment_job(
     from tqdm import tqdm
 
     from .folds import fold_of_subject
-    from .io import load_nifti, load_probabilities, save_in_reference_space, write_table
+    from .io import load_nifti, load_probabilities, save_in_reference_space, write_tsv
     from .lesions import lesion_table
-    from .segment import PIPELINES, STAGES, segment
+    from .pipelines import PIPELINES, STAGES
+    from .segment import segment
 
     fold_of = fold_of_subject(read_folds(folds_json))
     roles = PIPELINES[pipeline]
@@ -171,19 +172,19 @@ def segment_job(
         truth = np.asarray(load_nifti(record["label"]).dataobj).astype(np.uint8)
         table = lesion_table(result.postprocessed, result.tumor_probability, record["spacing"], truth, subject)
         rows.append(table.assign(fold=fold))
-    write_table(lesions_tsv, pd.concat(rows, ignore_index=True))
+    write_tsv(lesions_tsv, pd.concat(rows, ignore_index=True))
 
 
 def evaluate_job(cohort_tsv, segmentations_dir, stage: str, out_tsv, *, tolerance_mm: float, jobs: int = 1) -> None:
     """The per-subject metrics of one pipeline and stage against the cohort's labels."""
     from .evaluate import evaluate_pairs
-    from .io import write_table
+    from .io import write_tsv
 
     pairs = [
         (r["subject"], r["label"], Path(segmentations_dir) / stage / f"{r['subject']}.nii.gz")
         for r in read_cohort(cohort_tsv)
     ]
-    write_table(out_tsv, evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs))
+    write_tsv(out_tsv, evaluate_pairs(pairs, tolerance_mm=tolerance_mm, jobs=jobs))
 
 
 def _read_metrics(path):
@@ -194,10 +195,10 @@ def _read_metrics(path):
 
 def table2_job(metrics: dict[str, str], stem) -> None:
     """Table 2 from metrics/{pipeline}_{stage}.tsv files, keyed "pipeline/stage"."""
-    from .tables import table2, table2_values, write_table
+    from .tables import table2, table2_values, write_table_files
 
     frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
-    write_table(
+    write_table_files(
         table2(frames),
         stem,
         values=table2_values(frames),
@@ -208,10 +209,10 @@ def table2_job(metrics: dict[str, str], stem) -> None:
 def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
     """Table 3: post-processed multi-class (M) against post-processed dual binary (B)."""
     from .stats import compare_pipelines
-    from .tables import table3, write_table
+    from .tables import table3, write_table_files
 
     tests = compare_pipelines(_read_metrics(multiclass_tsv), _read_metrics(dual_binary_tsv), "M", "B", alpha=alpha)
-    write_table(
+    write_table_files(
         table3(tests, alpha=alpha),
         stem,
         values=tests,
@@ -224,20 +225,20 @@ def heldout_job(pipeline: str, prediction_dirs: dict[str, str], labels_dir, out_
     import pandas as pd
 
     from .evaluate import evaluate_pairs, pair_folders
-    from .io import write_table
+    from .io import write_tsv
 
     frames = []
     for name, folder in prediction_dirs.items():
         frame = evaluate_pairs(pair_folders(folder, labels_dir), tolerance_mm=tolerance_mm, jobs=1)
         frames.append(frame.assign(pipeline=pipeline, model=name))
-    write_table(out_tsv, pd.concat(frames, ignore_index=True))
+    write_tsv(out_tsv, pd.concat(frames, ignore_index=True))
 
 
 def heldout_table_job(tsvs, stem) -> None:
     """Mean held-out scores per pipeline: the ensemble against each single-fold model."""
     import pandas as pd
 
-    from .tables import write_table
+    from .tables import write_table_files
 
     frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
     columns = [
@@ -250,7 +251,7 @@ def heldout_table_job(tsvs, stem) -> None:
         "tumor_burden_error",
     ]
     summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().reset_index()
-    write_table(
+    write_table_files(
         summary.round(3),
         stem,
         formats=("tsv", "md"),
@@ -266,7 +267,7 @@ def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
     import pandas as pd
 
     from .evaluate import pair_folders
-    from .io import load_nifti, write_table
+    from .io import load_nifti, write_tsv
     from .lesions import fill_status, read_lesion_table
 
     table = read_lesion_table(Path(ensemble_dir) / "lesions.tsv")
@@ -281,7 +282,7 @@ def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
     for subject, gt_path, seg_path in pairs:
         seg, gt = (np.asarray(load_nifti(path).dataobj).astype(np.uint8) for path in (seg_path, gt_path))
         rows.append(fill_status(table, seg, gt, subject))
-    write_table(out_tsv, pd.concat(rows, ignore_index=True))
+    write_tsv(out_tsv, pd.concat(rows, ignore_index=True))
 
 
 def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, str] | None = None) -> None:
@@ -290,7 +291,7 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
     import pandas as pd
 
     from .lesions import read_lesion_table, spearman, uncertainty_auroc
-    from .tables import write_table
+    from .tables import write_table_files
 
     rows = []
     sets = [("cross-validation", lesion_tsvs), ("held-out (ensemble)", heldout_tsvs or {})]
@@ -310,7 +311,7 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
                 }
             )
     frame = pd.DataFrame(rows)
-    write_table(
+    write_table_files(
         frame.round(3),
         stem,
         formats=("tsv", "md"),

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .arrays import bounding_box, check_spacing, label_components
 from .errors import InputError
-from .postprocess import bounding_box, check_spacing, label_components
 
 COLUMNS = [
     "subject",

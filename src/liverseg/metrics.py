@@ -42,6 +42,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .arrays import bounding_box, check_spacing, crop_with_margin
 from .errors import InputError
 
 REGIONS = ("liver", "tumor")
@@ -94,25 +95,25 @@ def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], 
     pred = _as_labels(pred, "prediction")
     if gt.shape != pred.shape:
         raise InputError(f"ground truth shape {gt.shape} differs from prediction shape {pred.shape}")
-    spacing = _check_spacing(spacing, gt.ndim)
+    spacing = np.asarray(check_spacing(spacing))
     check_tolerance(tolerance_mm)
 
-    margin = _margin(spacing)
-    box = _bounding_box(gt, pred)
+    margin = _scan_margin(spacing)
+    box = bounding_box(gt, pred)
     out: dict[str, float] = {}
     if box is None:  # both volumes empty
         gt_crop = pred_crop = np.zeros((1, 1, 1), np.uint8)
     else:
-        gt_crop, pred_crop = _crop(gt, box, margin), _crop(pred, box, margin)
+        gt_crop, pred_crop = crop_with_margin(gt, box, margin), crop_with_margin(pred, box, margin)
     liver_gt, liver_pred = gt_crop > 0, pred_crop > 0
     out.update(_prefixed("liver", _cropped_region_metrics(liver_gt, liver_pred, spacing, tolerance_mm)))
 
     tumor_gt, tumor_pred = gt_crop == 2, pred_crop == 2
-    tumor_box = _bounding_box(tumor_gt, tumor_pred)
+    tumor_box = bounding_box(tumor_gt, tumor_pred)
     if tumor_box is not None:  # a tumour's box is much smaller than the liver's: recrop
         tumor_gt, tumor_pred = (
-            _crop(tumor_gt, tumor_box, margin),
-            _crop(tumor_pred, tumor_box, margin),
+            crop_with_margin(tumor_gt, tumor_box, margin),
+            crop_with_margin(tumor_pred, tumor_box, margin),
         )
     out.update(_prefixed("tumor", _cropped_region_metrics(tumor_gt, tumor_pred, spacing, tolerance_mm)))
 
@@ -130,17 +131,17 @@ def region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], t
     pred = np.asarray(pred, dtype=bool)
     if gt.ndim != 3 or gt.shape != pred.shape:
         raise InputError(f"expected two 3D masks of the same shape, got {gt.shape} and {pred.shape}")
-    spacing = _check_spacing(spacing, gt.ndim)
+    spacing = np.asarray(check_spacing(spacing))
     check_tolerance(tolerance_mm)
-    box = _bounding_box(gt, pred)
+    box = bounding_box(gt, pred)
     if box is not None:
-        margin = _margin(spacing)
-        gt, pred = _crop(gt, box, margin), _crop(pred, box, margin)
+        margin = _scan_margin(spacing)
+        gt, pred = crop_with_margin(gt, box, margin), crop_with_margin(pred, box, margin)
     return _cropped_region_metrics(gt, pred, spacing, tolerance_mm)
 
 
 def _cropped_region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: np.ndarray, tolerance_mm: float) -> dict:
-    """region_metrics on masks already cropped by `_crop` (zero margin of `_margin` voxels)."""
+    """region_metrics on masks already cropped by `crop_with_margin` (zero margin of `_scan_margin` voxels)."""
     n_gt, n_pred = int(np.count_nonzero(gt)), int(np.count_nonzero(pred))
     if n_gt == 0 and n_pred == 0:
         return dict(dice=1.0, surface_dice=1.0, hd=0.0, hd95=0.0, assd=0.0)
@@ -200,8 +201,8 @@ def _directed_distances(src: np.ndarray, dst: np.ndarray, spacing: Sequence[floa
     """Distance in mm from every True point of `src` (C order) to the nearest True point of `dst`.
 
     Both grids must have the same shape, `dst` non-empty, and every True point of `src`
-    must lie at least the scan radius (`_margin(spacing) - 1` voxels per axis) away from
-    the array's faces, which `_crop` guarantees.
+    must lie at least the scan radius (`_scan_margin(spacing) - 1` voxels per axis) away from
+    the array's faces, which `crop_with_margin` guarantees.
     """
     shape = src.shape
     spacing = np.asarray(spacing, dtype=np.float64)
@@ -211,7 +212,7 @@ def _directed_distances(src: np.ndarray, dst: np.ndarray, spacing: Sequence[floa
     pending = np.flatnonzero(~dst_flat[src_idx])  # points on both surfaces are at 0
     position = src_idx[pending]
     strides = np.array([shape[1] * shape[2], shape[2], 1])
-    for offset, length in zip(*_scan_offsets(tuple(spacing), tuple(_margin(spacing) - 1))):
+    for offset, length in zip(*_scan_offsets(tuple(spacing), tuple(_scan_margin(spacing) - 1))):
         if pending.size == 0:
             break
         hit = dst_flat[position + int(offset @ strides)]
@@ -248,36 +249,10 @@ def _scan_offsets(spacing: tuple[float, ...], radius: tuple[int, ...]) -> tuple[
     return offsets[order], lengths[order]
 
 
-def _margin(spacing: Sequence[float]) -> np.ndarray:
+def _scan_margin(spacing: Sequence[float]) -> np.ndarray:
     """Zero margin (voxels per axis) around a crop: the scan radius plus one voxel."""
     limit = SCAN_RADIUS_VOXELS * min(spacing)
     return np.array([int(limit // s) + 1 for s in spacing])
-
-
-def _bounding_box(*volumes: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every non-zero voxel of the (non-negative) volumes; None if all are empty.
-
-    Two contiguous max-reductions per volume (over the last two axes, then over the first);
-    numpy's any() along a short last axis is several times slower.
-    """
-    rows, plane = None, None
-    for v in volumes:
-        v = v.view(np.uint8) if v.dtype == bool else v
-        r, p = v.reshape(v.shape[0], -1).max(axis=1), v.max(axis=0)
-        rows, plane = (r, p) if rows is None else (np.maximum(rows, r), np.maximum(plane, p))
-    x = np.flatnonzero(rows)
-    if x.size == 0:
-        return None
-    y, z = np.flatnonzero(plane.max(axis=1)), np.flatnonzero(plane.max(axis=0))
-    return slice(x[0], x[-1] + 1), slice(y[0], y[-1] + 1), slice(z[0], z[-1] + 1)
-
-
-def _crop(volume: np.ndarray, box: tuple[slice, ...], margin: np.ndarray) -> np.ndarray:
-    """The box of `volume`, surrounded by `margin` zeros per axis (outside the box all is zero)."""
-    inner = volume[box]
-    out = np.zeros(tuple(n + 2 * m for n, m in zip(inner.shape, margin)), dtype=volume.dtype)
-    out[tuple(slice(m, m + n) for n, m in zip(inner.shape, margin))] = inner
-    return out
 
 
 def _medpy_border(mask: np.ndarray) -> np.ndarray:
@@ -387,13 +362,3 @@ def _as_labels(volume: np.ndarray, name: str) -> np.ndarray:
 def _bad_values(volume: np.ndarray, limit: int = 10) -> list:
     bad = np.unique(volume[~np.isin(volume, (0, 1, 2))])
     return [v.item() for v in bad[:limit]]
-
-
-def _check_spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
-    try:
-        s = np.asarray(spacing, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise InputError(f"spacing must be {ndim} numbers in mm, got {spacing!r}") from None
-    if s.size != ndim or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise InputError(f"spacing must be {ndim} positive numbers in mm, got {tuple(spacing)}")
-    return s

@@ -8,8 +8,8 @@ Step 3: close the remaining tumours (`closing_mm`) to smooth their borders.
 Decisions the paper leaves open, and why:
 - Connectivity: 26 for components (liver and lesions), with the 6-connected background
   that topology pairs with it for hole filling. On thick slices, diagonal neighbours
-  across slices belong to the same structure; `lesions` uses the same CONNECTIVITY so a
-  post-processed lesion is a lesion in the uncertainty table.
+  across slices belong to the same structure; `lesions` labels with the same
+  `arrays.CONNECTIVITY`, so a post-processed lesion is a lesion in the uncertainty table.
 - Multi-class step 1 takes the largest component of the WHOLE liver (labels 1 and 2), so
   a large tumour that splits the parenchyma does not cut a lobe away. Liver voxels
   outside it are erased; tumour voxels outside it are left to step 2, which is the step
@@ -22,8 +22,8 @@ Decisions the paper leaves open, and why:
   closing smooths tumours, it never grows the liver, recreates a tumour outside it, nor
   makes a lesion of its own. (Confined to the liver, the gains bridging a lesion outside
   it to the liver, or two lesions across background, can be cut off from the lesion they
-  came from: 99 one- or two-voxel lesions of 16 792 in 20 demo subjects were such, each
-  with a tumour probability near 0, before `grown_from` dropped them.)
+  came from, and would be lesions of a few voxels with a tumour probability near 0:
+  `grown_from` drops them.)
 - Radii are physical (mm); with the voxel spacing they make ellipsoidal structuring
   elements (`structuring_element`). Morphology by an ellipsoid equals thresholding a
   Euclidean distance transform in mm, which is what runs here (the `edt` package, on
@@ -33,15 +33,11 @@ Decisions the paper leaves open, and why:
 
 from __future__ import annotations
 
-import cc3d
 import edt
 import numpy as np
 
+from .arrays import RADIUS_SLACK, bounding_box, check_spacing, label_components, radius_margin
 from .errors import InputError
-
-CONNECTIVITY = 26
-_TOL = 1e-5  # relative slack on radii: offsets exactly at the radius count as inside
-
 
 # --------------------------------------------------------------------------- elements
 
@@ -54,9 +50,9 @@ def structuring_element(radius_mm: float, spacing) -> np.ndarray:
     """
     spacing = check_spacing(spacing)
     radius = _check_radius(radius_mm, "radius_mm")
-    half = [int(np.floor(radius * (1 + _TOL) / s)) for s in spacing]
+    half = [int(np.floor(radius * (1 + RADIUS_SLACK) / s)) for s in spacing]
     grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing)], indexing="ij")
-    return sum(g * g for g in grids) <= (radius * (1 + _TOL)) ** 2
+    return sum(g * g for g in grids) <= (radius * (1 + RADIUS_SLACK)) ** 2
 
 
 # --------------------------------------------------------------------------- pipelines
@@ -112,18 +108,6 @@ def aggregate_dual_binary(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- steps
-
-
-def label_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> tuple[np.ndarray, int]:
-    """The connected components of a boolean mask, numbered 1..n in the order their first
-    voxel is met in C order, and n."""
-    # As uint8 (a zero-copy view): cc3d 4.1 fails on some boolean masks one voxel wide
-    # (e.g. 1x1x3, [1, 0, 1]) under 26-connectivity; its uint8 path labels them right.
-    return cc3d.connected_components(
-        np.ascontiguousarray(mask, dtype=bool).view(np.uint8),
-        connectivity=connectivity,
-        return_N=True,
-    )
 
 
 def grown_from(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -186,7 +170,7 @@ def near_liver_lesions(tumour: np.ndarray, liver: np.ndarray, spacing, reach_mm:
     `reach_mm`; equivalently, lesions whose dilation by the ellipsoid of radius
     `reach_mm` intersects the liver."""
     out = np.zeros(tumour.shape, bool)
-    margin = _margin(reach_mm, spacing)
+    margin = radius_margin(reach_mm, spacing)
     t_box, l_box = bounding_box(tumour), bounding_box(liver, margin=margin)
     if t_box is None or l_box is None:
         return out
@@ -200,7 +184,7 @@ def near_liver_lesions(tumour: np.ndarray, liver: np.ndarray, spacing, reach_mm:
     box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n_)) for s, m, n_ in zip(near, margin, tumour.shape))
     dist = edt.edt(np.ascontiguousarray(~liver[box]), anisotropy=spacing, black_border=False)
     inside = lambda outer: tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(near, outer))  # noqa: E731
-    out[t_box] = _components_of(lesions, n, lesions[inside(t_box)][dist[inside(box)] <= reach_mm * (1 + _TOL)])
+    out[t_box] = _components_of(lesions, n, lesions[inside(t_box)][dist[inside(box)] <= reach_mm * (1 + RADIUS_SLACK)])
     return out
 
 
@@ -211,13 +195,13 @@ def close(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     the radius from the dilation's outside: both are distance-transform thresholds.
     """
     spacing = check_spacing(spacing)
-    r = radius_mm * (1 + _TOL)
+    r = radius_mm * (1 + RADIUS_SLACK)
     tight = bounding_box(mask)
     if tight is None or all(s > r for s in spacing):
         return mask.copy()
     # The box widened by the radius and one voxel, padded with background where it
     # leaves the array: the dilation never reaches an edge, as on an infinite grid.
-    margin = [m + 1 for m in _margin(radius_mm, spacing)]
+    margin = [m + 1 for m in radius_margin(radius_mm, spacing)]
     lo = [t.start - m for t, m in zip(tight, margin)]
     hi = [t.stop + m for t, m in zip(tight, margin)]
     box = tuple(slice(max(a, 0), min(b, n)) for a, b, n in zip(lo, hi, mask.shape))
@@ -231,34 +215,7 @@ def close(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     return out
 
 
-def bounding_box(mask: np.ndarray, margin=(0, 0, 0)) -> tuple[slice, ...] | None:
-    """Slices of the smallest box holding `mask`, widened by `margin` voxels per axis and
-    clipped to the array; None when the mask is empty."""
-    out = []
-    for a in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(b for b in range(mask.ndim) if b != a)))
-        if len(hits) == 0:
-            return None
-        out.append(slice(max(int(hits[0]) - margin[a], 0), min(int(hits[-1]) + 1 + margin[a], mask.shape[a])))
-    return tuple(out)
-
-
-def _margin(radius_mm: float, spacing) -> list[int]:
-    return [int(np.ceil(radius_mm * (1 + _TOL) / s)) + 1 for s in spacing]
-
-
 # --------------------------------------------------------------------------- checks
-
-
-def check_spacing(spacing, what: str = "spacing") -> tuple[float, float, float]:
-    """Three positive finite numbers (mm), or InputError naming `what`."""
-    try:
-        values = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
-        raise InputError(f"{what}: expected three positive numbers (mm), got {spacing!r}")
-    return values
 
 
 def _check_radius(value, name: str) -> float:

@@ -40,10 +40,10 @@ from pathlib import Path
 import edt
 import numpy as np
 
+from .arrays import bounding_box
 from .errors import InputError
 from .io import save_nifti, write_json
 from .paths import check_fresh_folder, remove_all_but
-from .postprocess import bounding_box
 
 # ATLAS 2023 phase strings ("unkown" is misspelled in the data) and their counts over 60.
 ATLAS_PHASE_COUNTS: dict[str, int] = {
@@ -136,7 +136,7 @@ def assign_phases(n: int, rng: np.random.Generator) -> list[str]:
     return [phases[i] for i in rng.permutation(n)]
 
 
-def write_cohort(
+def write_synthetic_cohort(
     out_dir: str | os.PathLike,
     subjects: int = 60,
     heldout: int = 10,
@@ -164,7 +164,7 @@ def write_cohort(
     test_phases = assign_phases(heldout, cohort_rng) if heldout else []
 
     def write(index: int, phase: str, image_dir: Path, label_dir: Path) -> dict:
-        subject = make_subject(seed, index, phase, scale)
+        subject = draw_subject(seed, index, phase, scale)
         written.extend((image_dir / f"im{index}.nii.gz", label_dir / f"lb{index}.nii.gz"))
         save_nifti(written[-2], subject.image, subject.affine)
         save_nifti(written[-1], subject.label, subject.affine)
@@ -197,7 +197,7 @@ def write_cohort(
     remove_all_but(out, written + [out / "train" / "patient_info_train.json", out / "train" / "dataset.json"])
 
 
-COHORT_LAYOUT = ("train", "test", "test_labels")  # write_cohort's top-level entries
+COHORT_LAYOUT = ("train", "test", "test_labels")  # write_synthetic_cohort's top-level entries
 
 
 def _check_arguments(subjects, heldout, seed, scale) -> None:
@@ -575,7 +575,7 @@ class Subject:
     info: dict
 
 
-def make_subject(seed: int, index: int, phase: str, scale: float = 1.0) -> Subject:
+def draw_subject(seed: int, index: int, phase: str, scale: float = 1.0) -> Subject:
     """Generate subject `index` of the cohort `seed` in contrast phase `phase`.
 
     Independent random streams (acquisition, anatomy, contrast, noise, metadata) derive

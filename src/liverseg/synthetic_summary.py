@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .postprocess import label_components
-from .synthetic import LIVER, TUMOUR, assign_phases, make_subject
+from .arrays import label_components
+from .synthetic import LIVER, TUMOUR, assign_phases, draw_subject
 
 PHASES = ("arterial", "portal", "delayed", "no contrast agent", "unkown")
 MARKERS = ("<!-- synthetic_summary: start -->", "<!-- synthetic_summary: end -->")
@@ -66,12 +66,12 @@ def subject_statistics(subject, name: str) -> tuple[dict, list[dict]]:
 
 
 def cohort_statistics(subjects: int, seed: int, scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-subject and per-lesion statistics of the cohort write_cohort writes (training
+    """Per-subject and per-lesion statistics of the cohort write_synthetic_cohort writes (training
     subjects im0.., with its phases)."""
     phases = assign_phases(subjects, np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])))
     rows, lesions = [], []
     for index, phase in enumerate(phases):
-        row, found = subject_statistics(make_subject(seed, index, phase, scale), f"im{index}")
+        row, found = subject_statistics(draw_subject(seed, index, phase, scale), f"im{index}")
         rows.append(row)
         lesions += found
     return pd.DataFrame(rows), pd.DataFrame(lesions, columns=["subject", "volume_ml", "diameter_mm"])
@@ -81,7 +81,7 @@ def contrast_by_phase(subjects: int, seed: int, scale: float) -> pd.DataFrame:
     """Each of `subjects` subjects generated in every phase (the anatomy stays, the
     contrast changes): one row per subject and phase."""
     rows = [
-        subject_statistics(make_subject(seed, index, phase, scale), f"im{index}")[0]
+        subject_statistics(draw_subject(seed, index, phase, scale), f"im{index}")[0]
         for index in range(subjects)
         for phase in PHASES
     ]
@@ -138,7 +138,7 @@ def example_cases(seed: int, scale: float) -> list[dict]:
     through its largest tumour, for synthetic_examples_figure."""
     cases = []
     for index, phase in enumerate(PHASES):
-        subject = make_subject(seed, index, phase, scale)
+        subject = draw_subject(seed, index, phase, scale)
         components, _ = label_components(subject.label == 2)
         largest = np.argmax(np.bincount(components.ravel())[1:]) + 1
         z = int(round(np.nonzero(components == largest)[2].mean()))
@@ -178,7 +178,7 @@ def write_summary(
     text = "\n\n".join(
         [
             f"Measured by `liverseg.synthetic_summary` on the {subjects} training subjects of seed {seed} "
-            "(write_cohort's subjects and phases):",
+            "(write_synthetic_cohort's subjects and phases):",
             to_markdown(cohort),
             f"Contrast by phase: subjects im0-im{contrast_subjects - 1} of seed {seed}, each generated in every "
             f"phase (the anatomy stays, the contrast changes), scale {contrast_scale:g}; medians (min to max) over "

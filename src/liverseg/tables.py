@@ -31,18 +31,18 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .cohort import PHASES
 from .errors import InputError
 from .metrics import CHALLENGE_METRICS, burden_rmse
 
 BEST_MARK = " *"
-PHASES = ("A", "D", "NC", "P", "U")
 SPLITS = {"train": "Training", "validation": "Validation", "test": "Test"}
-PIPELINES = {
+PIPELINE_LABELS = {
     "multiclass": "Multi-class AHNet",
     "dual_binary": "Dual binary AHNet",
     "dynunet": "DynUNet",
 }
-STAGES = {"postprocessed": "✓", "raw": "×"}
+STAGE_LABELS = {"postprocessed": "✓", "raw": "×"}
 # (region, metric) -> (factor applied to the values, label of the scale as the paper prints it)
 SCALES = {
     ("Liver", "HD"): (0.1, "×10¹"),
@@ -132,7 +132,7 @@ def table2(metrics: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
     """
     values = table2_values(metrics)
     keys = list(dict.fromkeys(zip(values.pipeline, values.stage)))
-    header = {k: (PIPELINES.get(k[0], k[0]), STAGES.get(k[1], k[1])) for k in keys}
+    header = {k: (PIPELINE_LABELS.get(k[0], k[0]), STAGE_LABELS.get(k[1], k[1])) for k in keys}
     columns: dict[tuple[str, str], list[str]] = {
         ("Region", ""): [m.region for m in CHALLENGE_METRICS],
         ("Metric", ""): [_row_label(m) for m in CHALLENGE_METRICS],
@@ -156,8 +156,8 @@ def _ordered(metrics: Mapping[tuple[str, str], pd.DataFrame]) -> list:
     def rank(key):
         pipeline, stage = key
         return (
-            list(PIPELINES).index(pipeline) if pipeline in PIPELINES else len(PIPELINES),
-            list(STAGES).index(stage) if stage in STAGES else len(STAGES),
+            list(PIPELINE_LABELS).index(pipeline) if pipeline in PIPELINE_LABELS else len(PIPELINE_LABELS),
+            list(STAGE_LABELS).index(stage) if stage in STAGE_LABELS else len(STAGE_LABELS),
         )
 
     return sorted(metrics.items(), key=lambda item: rank(item[0]))
@@ -235,7 +235,7 @@ def _p(p: float) -> str:
 # ------------------------------------------------------------------------------ writing
 
 
-def write_table(
+def write_table_files(
     frame: pd.DataFrame,
     stem: str | os.PathLike,
     formats: Sequence[str] = FORMATS,
@@ -257,7 +257,7 @@ def write_table(
         if fmt == "tsv":
             flat = (frame if values is None else values).copy()
             flat.columns = _flat_names(flat)
-            io.write_table(path, flat)
+            io.write_tsv(path, flat)
         else:
             io.write_text(path, to_markdown(frame, caption) if fmt == "md" else to_latex(frame, caption))
         written.append(path)

@@ -52,7 +52,7 @@ from .devices import torch_device
 from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
-from .io import atomic_path, write_table
+from .io import atomic_path, write_tsv
 from .losses import MarginLabelSmoothing
 from .sampling import LabelSampler, PatchSubjectsDataset
 
@@ -277,7 +277,7 @@ def train_model(
 
     _write_model(out_dir / "model.pt", spec, state)
     history = pd.DataFrame(state.history)
-    write_table(out_dir / "history.tsv", history)
+    write_tsv(out_dir / "history.tsv", history)
     plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
     if not cfg.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
@@ -340,7 +340,7 @@ def training_patches(
     (each subject's distribution of patch centres is computed with it, in the workers)."""
     sampler = LabelSampler(patch_size, label_name="label", label_probabilities=cfg.sampler_probabilities(task))
     dataset = PatchSubjectsDataset(
-        [augment.make_subject(r, task) for r in records],
+        [augment.torchio_subject(r, task) for r in records],
         augment.training_transform(augmentation, patch_size),
         sampler,
     )
@@ -581,7 +581,7 @@ def _validate(
 def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
     """A subject as (id, raw image, task target): validation subjects are loaded once for all
     epochs, the BatchNorm recalibration volumes at each epoch."""
-    subject = augment.make_subject(record, task)  # checks the record and the files
+    subject = augment.torchio_subject(record, task)  # checks the record and the files
     image = subject["image"].data[0].numpy()
     target = subject["label"].data[0].numpy()
     if image.shape != target.shape:

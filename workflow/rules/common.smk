@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from liverseg.imagenet import CACHE as IMAGENET_WEIGHTS
-from liverseg.segment import FIGURE2_PIPELINES, PIPELINES, STAGES, pipelines_for
+from liverseg.pipelines import FIGURE2_PIPELINES, PIPELINES, STAGES, pipelines_for
 
 RESULTS = config["results"]
 FOLDS = list(range(1, config["folds"]["n_folds"] + 1))

@@ -1,5 +1,5 @@
 from liverseg.scripting import script_context
-from liverseg.synthetic import write_cohort
+from liverseg.synthetic import write_synthetic_cohort
 
 with script_context(snakemake):
-    write_cohort(snakemake.output[0], **snakemake.params)
+    write_synthetic_cohort(snakemake.output[0], **snakemake.params)

@@ -1,4 +1,4 @@
-"""The per-stage table built from Snakemake's benchmark files (`liverseg stages`)."""
+"""The per-rule cost table built from Snakemake's benchmark files (`liverseg costs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from liverseg.cli import main
 from liverseg.errors import InputError
-from liverseg.stages import read_benchmarks, stage_table, training_table, write_stages
+from liverseg.run_costs import read_benchmarks, rule_costs, training_table, write_rule_costs
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -42,7 +42,7 @@ def results(tmp_path):
     return tmp_path
 
 
-def test_one_row_per_job_with_its_rule_as_stage(results):
+def test_one_row_per_job_with_its_rule(results):
     jobs = read_benchmarks(results).set_index("job")
     assert sorted(jobs.index) == [
         "cohort",
@@ -51,7 +51,7 @@ def test_one_row_per_job_with_its_rule_as_stage(results):
         "train/ahnet_liver/fold1",
         "train/ahnet_liver/fold2",
     ]
-    assert jobs.stage.to_dict()["train/ahnet_liver/fold2"] == "train"
+    assert jobs.rule.to_dict()["train/ahnet_liver/fold2"] == "train"
     assert jobs.loc["evaluate/multiclass_raw", ["wall_s", "cpu_s", "max_rss_mib"]].tolist() == [
         12.0,
         10.0,
@@ -60,8 +60,8 @@ def test_one_row_per_job_with_its_rule_as_stage(results):
     assert jobs.loc["folds", "wall_s"] == 0.4 and pd.isna(jobs.loc["folds", "max_rss_mib"])
 
 
-def test_stages_are_summed_and_sorted_with_a_total(results):
-    table = stage_table(read_benchmarks(results)).set_index("stage")
+def test_rules_are_summed_and_sorted_with_a_total(results):
+    table = rule_costs(read_benchmarks(results)).set_index("rule")
     assert list(table.index) == ["train", "evaluate", "cohort", "folds", "total"]
     assert table.loc["train", ["jobs", "wall_s", "cpu_s", "peak_rss_mib"]].tolist() == [
         2,
@@ -80,18 +80,18 @@ def test_stages_are_summed_and_sorted_with_a_total(results):
 
 
 def test_cli_writes_tsv_and_markdown(results, capsys):
-    assert main(["stages", str(results)]) == 0
-    written = pd.read_csv(results / "benchmarks" / "stages.tsv", sep="\t")
-    assert written.stage.tolist()[-1] == "total" and written.jobs.sum() == 10
-    markdown = (results / "benchmarks" / "stages.md").read_text()
+    assert main(["costs", str(results)]) == 0
+    written = pd.read_csv(results / "benchmarks" / "rule_costs.tsv", sep="\t")
+    assert written.rule.tolist()[-1] == "total" and written.jobs.sum() == 10
+    markdown = (results / "benchmarks" / "rule_costs.md").read_text()
     assert "| train | 2 | 160.0 |" in markdown
     assert "| train |" in capsys.readouterr().out
-    write_stages(results, results / "elsewhere")
+    write_rule_costs(results, results / "elsewhere")
     assert (results / "elsewhere.md").is_file()
 
 
 def test_missing_or_foreign_files_are_reported(tmp_path, results, capsys):
-    assert main(["stages", str(tmp_path / "nothing")]) == 1
+    assert main(["costs", str(tmp_path / "nothing")]) == 1
     assert "no benchmark files" in capsys.readouterr().err
     (results / "benchmarks" / "rules" / "odd.tsv").write_text("name\tvalue\nx\t1\n")
     with pytest.raises(InputError, match="odd.tsv: not a Snakemake benchmark file"):
@@ -125,7 +125,7 @@ def test_training_table_sums_the_wait_per_model(results, capsys):
         109.0,
     ]
     assert table.loc["total", "wait_share"] == round(21 / 130, 3)
-    assert main(["stages", str(results)]) == 0
+    assert main(["costs", str(results)]) == 0
     assert "| ahnet_liver | 2 | 3 | 20 | 100 | 0.167 |" in capsys.readouterr().out
     assert (results / "benchmarks" / "training.md").is_file()
 

@@ -1,4 +1,4 @@
-"""What each stage of a workflow run cost: Snakemake's benchmark files summed per rule.
+"""What a workflow run cost: Snakemake's benchmark files summed per rule.
 
 Every rule has a `benchmark:` directive writing `results/benchmarks/rules/<rule>.tsv` or
 `results/benchmarks/rules/<rule>/<wildcards>.tsv`: one row per run of the job (several
@@ -6,16 +6,16 @@ with Snakemake's `repeat`), columns s (wall seconds), h:m:s, max_rss, max_vms, m
 max_pss (MiB, which Snakemake labels MB), io_in, io_out, mean_load and cpu_time
 (seconds); "NA" where the job ended before the first memory sample, "-" where a value
 was not measured. A job counts once (the mean of its repeats; the peak of their
-max_rss). The stage table sums per rule: jobs, wall time, CPU time, and the largest
+max_rss). The rule-cost table sums per rule: jobs, wall time, CPU time, and the largest
 max_rss of any of its jobs. Wall times are summed over jobs, so with several cores a
-stage's total exceeds the time it took the workflow.
+rule's total exceeds the time it took the workflow.
 
 The training table tells, per model, where the training loops' time went, from each
 fold's history.tsv: the seconds spent waiting for batches and the seconds spent in
 optimiser steps. Their ratio, the wait share, is the share of the time the GPU sat idle
 for want of patches, the figure that says whether the queue's workers keep up.
 
-This runs outside the DAG (`liverseg stages`): a final rule could not see its own
+This runs outside the DAG (`liverseg costs`): a final rule could not see its own
 benchmark, and would have to wait for every other job's file.
 """
 
@@ -32,14 +32,14 @@ from .errors import InputError
 RULES_DIR = Path("benchmarks") / "rules"
 HISTORIES = "models/*/fold*/history.tsv"
 TRAINING_COLUMNS = ["model", "folds", "epochs", "data_s", "step_s", "wait_share"]
-JOB_COLUMNS = ["stage", "job", "wall_s", "cpu_s", "max_rss_mib"]
+JOB_COLUMNS = ["rule", "job", "wall_s", "cpu_s", "max_rss_mib"]
 NEEDED = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mib"}
 
 
 def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
-    """One row per job's benchmark file under RESULTS_DIR/benchmarks/rules: its stage (the
-    rule: the first folder, or the file's name), the job (the path below), wall_s,
-    cpu_s and max_rss_mib."""
+    """One row per job's benchmark file under RESULTS_DIR/benchmarks/rules: its rule (the
+    first folder, or the file's name), the job (the path below), wall_s, cpu_s and
+    max_rss_mib."""
     root = Path(results_dir) / RULES_DIR
     rows = []
     for path in sorted(root.rglob("*.tsv")):
@@ -51,7 +51,7 @@ def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
         runs = runs[list(NEEDED)].apply(pd.to_numeric, errors="coerce").rename(columns=NEEDED)
         rows.append(
             dict(
-                stage=name.split("/")[0],
+                rule=name.split("/")[0],
                 job=name,
                 wall_s=runs.wall_s.mean(),
                 cpu_s=runs.cpu_s.mean(),
@@ -63,39 +63,41 @@ def read_benchmarks(results_dir: str | os.PathLike = "results") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
-def stage_table(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per stage, most wall time first, then a `total` row: jobs, wall_s, wall_share,
-    cpu_s, peak_rss_mib (NaN where no job of the stage has a memory sample)."""
-    stages = jobs.groupby("stage").agg(
+def rule_costs(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule, most wall time first, then a `total` row: jobs, wall_s, wall_share,
+    cpu_s, peak_rss_mib (NaN where no job of the rule has a memory sample)."""
+    rules = jobs.groupby("rule").agg(
         jobs=("job", "size"),
         wall_s=("wall_s", "sum"),
         cpu_s=("cpu_s", "sum"),
         peak_rss_mib=("max_rss_mib", "max"),
     )
-    stages = stages.sort_values("wall_s", ascending=False, kind="stable")
-    stages.loc["total"] = [
-        stages.jobs.sum(),
-        stages.wall_s.sum(),
-        stages.cpu_s.sum(),
-        stages.peak_rss_mib.max(),
+    rules = rules.sort_values("wall_s", ascending=False, kind="stable")
+    rules.loc["total"] = [
+        rules.jobs.sum(),
+        rules.wall_s.sum(),
+        rules.cpu_s.sum(),
+        rules.peak_rss_mib.max(),
     ]
-    stages.insert(
+    rules.insert(
         2,
         "wall_share",
-        stages.wall_s / stages.wall_s["total"] if stages.wall_s["total"] else float("nan"),
+        rules.wall_s / rules.wall_s["total"] if rules.wall_s["total"] else float("nan"),
     )
-    stages["jobs"] = stages.jobs.astype(int)
-    return stages.round({"wall_s": 2, "wall_share": 3, "cpu_s": 2, "peak_rss_mib": 1}).reset_index()
+    rules["jobs"] = rules.jobs.astype(int)
+    return rules.round({"wall_s": 2, "wall_share": 3, "cpu_s": 2, "peak_rss_mib": 1}).reset_index()
 
 
-def write_stages(results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The stage table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
-    RESULTS_DIR/benchmarks/stages)."""
-    table = stage_table(read_benchmarks(results_dir))
+def write_rule_costs(
+    results_dir: str | os.PathLike = "results", out_stem: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """The rule-cost table of a run, written as OUT_STEM.tsv and OUT_STEM.md (default
+    RESULTS_DIR/benchmarks/rule_costs)."""
+    table = rule_costs(read_benchmarks(results_dir))
     _write(
         table,
-        out_stem or Path(results_dir) / "benchmarks" / "stages",
-        "Cost per workflow stage: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall time, "
+        out_stem or Path(results_dir) / "benchmarks" / "rule_costs",
+        "Cost per workflow rule: jobs, wall and CPU seconds summed over jobs, share of all jobs' wall time, "
         "largest max_rss of a job (MiB), from Snakemake's benchmark files",
     )
     return table
@@ -160,7 +162,7 @@ def write_training(
 
 
 def _write(table: pd.DataFrame, stem: str | os.PathLike, caption: str) -> None:
-    tables.write_table(table, Path(stem), formats=("tsv", "md"), caption=caption)
+    tables.write_table_files(table, Path(stem), formats=("tsv", "md"), caption=caption)
 
 
 def _read_tsv(path: Path, what: str, **options) -> pd.DataFrame:

@@ -4,7 +4,8 @@ The reference `liverseg.postprocess` is tested against (tests/test_postprocess.p
 timed against (benchmarks/bench_postprocess.py): same steps, same decisions (see that
 module), written the obvious way: labelling of the whole volume, one dilation by the
 ellipsoid per lesion, scipy's closing on a padded copy. Slow on full-size volumes (every
-lesion dilates the whole array); not used by the workflow.
+lesion dilates the whole array); outside the package, as the workflow never runs it
+(pytest finds it through `pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .boxes import STRUCTURE_26
-from .postprocess import structuring_element
+from liverseg.boxes import STRUCTURE_26
+from liverseg.postprocess import structuring_element
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
