@@ -1,16 +1,14 @@
 """Drop-in replacements for PyTorch layers inside MONAI's networks: the same function,
 computed faster on the CPU when no gradient is recorded (validation, inference).
 
-In the demo's AHNet, PyTorch's CPU pooling and transposed convolutions were 45 % of a
-sliding window's forward pass, though both have non-overlapping windows (kernel = stride):
-- max_pool3d also computes the index of every maximum it returns, slowly; with
-  power-of-two windows (1x1x2 between the encoder's stages, 2x2x2 after the stem, 8x8x1
-  in the PSP block) the same maxima are pairwise maxima of strided views, ten times faster
-  and equal to the bit;
+PyTorch's CPU pooling and transposed convolutions are slow, though AHNet's windows do not
+overlap (kernel = stride; docs/performance.md has the measurements):
+- max_pool3d also computes the index of every maximum it returns; with power-of-two
+  windows (1x1x2 between the encoder's stages, 2x2x2 after the stem, 8x8x1 in the PSP
+  block) the same maxima are pairwise maxima of strided views, equal to the bit;
 - a transposed convolution whose kernel equals its stride writes each output voxel from
   one input voxel: one matrix product, which reads the weights once instead of reordering
-  them at every call (the decoder's first, 1024 x 1024 x 2x2x2, went from 29 ms to 3 ms);
-  equal up to float rounding (summation order; about 1e-6 of AHNet's logits).
+  them at every call; equal up to float rounding (summation order).
 When a gradient is recorded (training) each layer is PyTorch's own, so training is
 unchanged to the bit.
 """
