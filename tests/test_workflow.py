@@ -1,5 +1,7 @@
-"""The workflow end to end, through Snakemake.
+"""The workflow's wiring, and the workflow end to end through Snakemake.
 
+- read from the rule files (fast): every rule that does work writes a benchmark file
+  under benchmarks/rules/<rule>, which `liverseg stages` sums per rule;
 - `snakemake --lint` reports nothing;
 - on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
   jobs (5 folds x 4 models), each asking for one GPU;
@@ -32,14 +34,39 @@ from workflow_helpers import (
 
 from liverseg.stages import write_stages, write_training
 
-pytestmark = pytest.mark.slow
-
 MODELS = ("ahnet_multiclass", "ahnet_liver", "ahnet_tumor", "dynunet_multiclass")
 PIPELINES = ("multiclass", "dual_binary", "dynunet")
 TINY_FOLDS = (1, 2, 3)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+AGGREGATION_RULES = {"all"}  # no work of its own: no benchmark
 
 
+def rule_blocks() -> dict[str, str]:
+    """Each rule's text (from its `rule` line to the next top-level line), by name."""
+    blocks = {}
+    for path in RULE_FILES:
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.M):
+            blocks[match.group(1)] = match.group(2)
+    return blocks
+
+
+def test_every_rule_that_works_writes_a_benchmark_named_for_it():
+    """`liverseg stages` takes a job's stage from the first folder (or the file name) below
+    benchmarks/rules: the rule's own name."""
+    blocks = rule_blocks()
+    assert len(blocks) > 20 and AGGREGATION_RULES <= set(blocks)
+    for rule, block in blocks.items():
+        match = re.search(r"^    benchmark:\n\s+f\"\{RESULTS\}/benchmarks/rules/([^\"]+)\.tsv\"", block, flags=re.M)
+        if rule in AGGREGATION_RULES:
+            assert match is None, rule
+            continue
+        assert match, f"rule {rule}: no benchmark under {{RESULTS}}/benchmarks/rules/"
+        assert match.group(1).split("/")[0] == rule, f"rule {rule}: benchmark {match.group(1)} is not named for it"
+
+
+@pytest.mark.slow
 def test_lint_reports_nothing(tmp_path):
     work = copy_workflow(tmp_path)
     run = run_snakemake(work, "--lint", "--configfile", "config/demo.yaml")
@@ -54,6 +81,7 @@ ENCODER_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ENCODER_FILES)
 def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path, encoder):
     """config/config.yaml (the ImageNet encoder) and its alternatives: the weights rule
@@ -101,6 +129,7 @@ def cohort_subjects(results: Path) -> list[str]:
     return pd.read_csv(results / "cohort/cohort.tsv", sep="\t")["subject"].tolist()
 
 
+@pytest.mark.slow
 def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     work, _ = tiny_dag
     results = work / "results"
@@ -180,6 +209,7 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
 
 
+@pytest.mark.slow
 def test_stages_and_training_wait_of_the_run(tiny_dag, tmp_path):
     """`liverseg stages`' tables on a real run: every trained model's folds and epochs, the
     training loops' time split between waiting for data and stepping."""
@@ -236,6 +266,7 @@ def markdown_table(path: Path) -> list[dict]:
     return [dict(zip(header, row)) for row in split[2:]]
 
 
+@pytest.mark.slow
 def test_table2_cells_follow_from_per_subject_metrics(tiny_dag):
     work, _ = tiny_dag
     results = work / "results"
@@ -273,6 +304,7 @@ def test_table2_cells_follow_from_per_subject_metrics(tiny_dag):
         assert marked == {title for title, v in shown.items() if v == best}, (region, metric, shown)
 
 
+@pytest.mark.slow
 def test_report_gathers_tables_and_figures(tiny_dag):
     work, _ = tiny_dag
     run = run_snakemake(work, "--configfile", TINY, "--report", "results/report.html")
@@ -304,6 +336,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
         assert entry["caption"].strip() and entry["data_uri"].startswith("data:"), path
 
 
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(tiny_dag):
     work, _ = tiny_dag
     before = snapshot(work / "results")

@@ -23,6 +23,8 @@ rule patch_sizes:
         f"{RESULTS}/analysis/patch_sizes.json",
     log:
         f"{RESULTS}/logs/patch_sizes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/patch_sizes.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -44,6 +46,8 @@ rule figure_spacing:
         ),
     log:
         f"{RESULTS}/logs/figure_spacing.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_spacing.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -65,6 +69,8 @@ rule figure_boxes:
         ),
     log:
         f"{RESULTS}/logs/figure_boxes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_boxes.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:

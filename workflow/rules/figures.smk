@@ -15,6 +15,8 @@ rule figure_pipelines:
         ),
     log:
         f"{RESULTS}/logs/figure_pipelines.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_pipelines.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -44,6 +46,8 @@ rule figure_lesions:
         ),
     log:
         f"{RESULTS}/logs/figure_lesions/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_lesions/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -64,6 +68,8 @@ rule paper_figure:
         ),
     log:
         f"{RESULTS}/logs/paper_figure/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/paper_figure/{{figure}}.tsv"
     wildcard_constraints:
         figure="fig4_uncertainty|fig5_cases",
     conda:
@@ -84,6 +90,8 @@ rule figure_heldout_lesions:
         ),
     log:
         f"{RESULTS}/logs/figure_heldout_lesions/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_heldout_lesions/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -107,6 +115,8 @@ rule lesion_auroc:
         ),
     log:
         f"{RESULTS}/logs/lesion_auroc.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/lesion_auroc.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
