@@ -35,4 +35,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        get_final_outputs(),

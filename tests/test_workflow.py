@@ -1,7 +1,8 @@
 """The workflow's wiring, and the workflow end to end through Snakemake.
 
 - read from the rule files (fast): every rule that does work writes a benchmark file
-  under benchmarks/rules/<rule>, which `liverseg stages` sums per rule;
+  under benchmarks/rules/<rule>, which `liverseg stages` sums per rule; rules name their
+  input functions and the values they pass (no lambdas, no config sections splatted);
 - `snakemake --lint` reports nothing;
 - on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
   jobs (5 folds x 4 models), each asking for one GPU;
@@ -64,6 +65,15 @@ def test_every_rule_that_works_writes_a_benchmark_named_for_it():
             continue
         assert match, f"rule {rule}: no benchmark under {{RESULTS}}/benchmarks/rules/"
         assert match.group(1).split("/")[0] == rule, f"rule {rule}: benchmark {match.group(1)} is not named for it"
+
+
+def test_rules_name_what_they_pass():
+    """Input functions are named (`get_*` in common.smk), and params name each value a
+    script needs rather than splatting a config section."""
+    for path in RULE_FILES:
+        text = path.read_text()
+        assert "lambda" not in text, f"{path.name}: a lambda"
+        assert not re.search(r"^\s+\*\*config", text, flags=re.M), f"{path.name}: params splat a config section"
 
 
 @pytest.mark.slow

@@ -28,8 +28,9 @@ rule patch_sizes:
     conda:
         "../../envs/analysis.yaml"
     params:
-        **config["analysis"],
         models=config["models"],
+        liver_coverage=config["analysis"]["liver_coverage"],
+        lesion_coverage=config["analysis"]["lesion_coverage"],
         psp_block_num=config["ahnet"]["psp_block_num"],
     script:
         "../scripts/patch_sizes.py"

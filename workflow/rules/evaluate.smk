@@ -14,7 +14,7 @@ rule evaluate:
         f"{RESULTS}/benchmarks/rules/evaluate/{{pipeline}}_{{stage}}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: lambda wildcards: workflow.cores  # evaluated per job: --report and --lint need no --cores
+    threads: get_all_cores
     params:
         tolerance_mm=config["evaluation"]["tolerance_mm"],
     script:

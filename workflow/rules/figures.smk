@@ -104,9 +104,7 @@ rule lesion_auroc:
     input:
         cv=expand(f"{RESULTS}/lesions/{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
         # the ensemble's held-out lesions too, where they can be scored
-        heldout=(
-            expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES) if HELDOUT["labels"] else []
-        ),
+        heldout=get_heldout_lesion_tables(),
     output:
         report(
             multiext(f"{RESULTS}/tables/lesion_uncertainty", ".tsv", ".md"),

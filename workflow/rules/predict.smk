@@ -31,7 +31,7 @@ rule segment:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
-        predictions=lambda wc: expand(f"{RESULTS}/predictions/{{model}}", model=PIPELINES[wc.pipeline].values()),
+        predictions=get_pipeline_predictions,
     output:
         segmentations=directory(f"{RESULTS}/segmentations/{{pipeline}}"),
         lesions=f"{RESULTS}/lesions/{{pipeline}}.tsv",
@@ -51,7 +51,7 @@ rule segment:
 rule ensemble:
     input:
         images=HELDOUT["input"],
-        models=lambda wc: ensemble_models(wc.pipeline, FOLDS),
+        models=get_ensemble_models,
     output:
         directory(f"{RESULTS}/ensemble/{{pipeline}}"),
     log:

@@ -60,7 +60,7 @@ rule train:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
         patch_sizes=f"{RESULTS}/analysis/patch_sizes.json",
-        encoder=encoder_input,
+        encoder=get_encoder,
     output:
         model=f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
         history=f"{RESULTS}/models/{{model}}/fold{{fold}}/history.tsv",
