@@ -1,4 +1,5 @@
-# Stage 3: bounding boxes, patch sizes, Figures 1 and 3 (paper §2.1, §2.3).
+# The cohort's analysis: liver and lesion bounding boxes, the AHNet patch sizes that enclose
+# them, Figures 1 and 3 (paper §2.1, §2.3).
 
 
 rule boxes:

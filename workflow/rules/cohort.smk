@@ -1,4 +1,5 @@
-# Stage 1-2: the cohort (ATLAS download or synthetic phantoms), the folds, Table 1.
+# The cohort: the synthetic phantoms (dataset.source: synthetic) or the ATLAS download read
+# into cohort/cohort.tsv, the cross-validation folds and Table 1 (paper §2.1).
 
 
 rule synthesize:

@@ -1,5 +1,5 @@
-# Stage 8: per-subject metrics of every pipeline and stage, Tables 2 and 3, and the
-# held-out scores of the ensemble and its held-out lesions TP or FP (paper §2.7, §3, §4).
+# Evaluation: the per-subject metrics of every pipeline and stage, Tables 2 and 3, and on the
+# held-out images the ensemble's scores and its lesions, TP or FP (paper §2.7, §3, §4).
 
 
 rule evaluate:

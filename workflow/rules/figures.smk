@@ -1,5 +1,6 @@
-# Stage 7: Figure 2 (the pipelines), lesion uncertainty, Figures 4 and 5 and the AUROC
-# table (paper §2.2-2.6, §3); Figure 4 of the held-out ensemble where labels exist.
+# Figures of the pipelines and their lesions: Figure 2 (the pipelines as configured),
+# Figures 4 and 5 per pipeline (the paper's: multi-class), the table of the uncertainty's
+# AUROC, and Figure 4 of the held-out ensemble where labels exist (paper §2.2-2.6, §3).
 
 
 rule figure_pipelines:
