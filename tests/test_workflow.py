@@ -2,7 +2,8 @@
 
 - read from the rule files (fast): every rule that does work writes a benchmark file
   under benchmarks/rules/<rule>, which `liverseg stages` sums per rule; rules name their
-  input functions and the values they pass (no lambdas, no config sections splatted);
+  input functions and the values they pass (no lambdas, no config sections splatted); the
+  report's front page renders, as valid reStructuredText, for every config;
 - `snakemake --lint` reports nothing;
 - on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
   jobs (5 folds x 4 models), each asking for one GPU;
@@ -22,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import make_atlas
+from docutils.core import publish_parts
+from jinja2 import Environment, StrictUndefined
 from workflow_helpers import (
     CORES,
     TINY,
@@ -33,6 +37,7 @@ from workflow_helpers import (
     snapshot,
 )
 
+from liverseg.config import validate_config
 from liverseg.stages import write_stages, write_training
 
 MODELS = ("ahnet_multiclass", "ahnet_liver", "ahnet_tumor", "dynunet_multiclass")
@@ -74,6 +79,31 @@ def test_rules_name_what_they_pass():
         text = path.read_text()
         assert "lambda" not in text, f"{path.name}: a lambda"
         assert not re.search(r"^\s+\*\*config", text, flags=re.M), f"{path.name}: params splat a config section"
+
+
+# config file, overrides -> what the front page says of the cohort
+FRONT_PAGES = {
+    "atlas": ("config.yaml", {}, "ATLAS 2023 training data"),
+    "atlas_heldout": ("config.yaml", {"test_images": "test/im", "test_labels": "test/lb"}, "scored against the labels"),
+    "demo": ("demo.yaml", {}, "synthetic cohort"),
+    "synthetic": ("synthetic.yaml", {}, "synthetic cohort"),
+}
+
+
+@pytest.mark.parametrize("case", FRONT_PAGES)
+def test_report_front_page_renders_for_every_config(case):
+    """workflow/report/workflow.rst through Jinja as `snakemake --report` renders it (its
+    settings, the config with the schema's defaults), then docutils, stopping on a warning."""
+    name, dataset, expected = FRONT_PAGES[case]
+    config = yaml.safe_load((ROOT / "config" / name).read_text())
+    config["dataset"].update(dataset)
+    validate_config(config, ROOT / "workflow/schemas/config.schema.yaml")
+    snakemake = type("Snakemake", (), {"config": config})
+    env = Environment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    text = env.from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=snakemake)
+    assert expected in text
+    html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2})["html_body"]
+    assert "How to read the results" in html
 
 
 @pytest.mark.slow
@@ -323,6 +353,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
     match = re.search(r"var results = (\{.*?\});\s*</script>", html, re.S)
     assert match, "no results in the report"
     entries = json.loads(match.group(1))
+    assert "This report holds every table and figure" in html  # workflow/report/workflow.rst
     expected = [
         "tables/table1_folds.md",
         "tables/table2_metrics.md",
