@@ -3,7 +3,8 @@
 - read from the rule files (fast): every rule that does work writes a benchmark file
   under benchmarks/rules/<rule>, which `liverseg stages` sums per rule; rules name their
   input functions and the values they pass (no lambdas, no config sections splatted); the
-  report's front page renders, as valid reStructuredText, for every config;
+  report's front page renders, as valid reStructuredText, for every config; config/README.md
+  has a section for every top-level key of the schema and names every config file;
 - `snakemake --lint` reports nothing;
 - on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
   jobs (5 folds x 4 models), each asking for one GPU;
@@ -104,6 +105,15 @@ def test_report_front_page_renders_for_every_config(case):
     assert expected in text
     html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2})["html_body"]
     assert "How to read the results" in html
+
+
+def test_config_readme_explains_every_section_and_file():
+    readme = (ROOT / "config" / "README.md").read_text()
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    sections = re.findall(r"^### `(\w+)`", readme, flags=re.M)
+    assert sections == list(schema["properties"]), "config/README.md: one section per key, in the schema's order"
+    for path in (ROOT / "config").glob("*.yaml"):
+        assert f"`{path.name}`" in readme, f"config/README.md does not describe {path.name}"
 
 
 @pytest.mark.slow
