@@ -15,6 +15,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The schema (its defaults filled in), then what it cannot express (AHNet's size rules):
 # a bad config stops here with one line naming the key, not a schema dump or a traceback.
 try:
@@ -35,4 +38,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        get_final_outputs(),

@@ -9,7 +9,7 @@
 
 The library-level behaviour (resume equals an uninterrupted run, damaged checkpoints) is
 in test_train.py; these tests go through the workflow. They share one copy of the
-workflow on the tiny synthetic cohort, whose first stages (synthesize .. patch sizes) run
+workflow on the tiny synthetic cohort, whose first steps (synthesize .. patch sizes) run
 once; the training jobs are DynUNet's (no encoder pretraining), four short epochs each.
 The SIGTERM, corrupt-checkpoint and resume tests run in that order on one stopped job.
 """

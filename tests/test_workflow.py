@@ -1,5 +1,10 @@
-"""The workflow end to end, through Snakemake.
+"""The workflow's wiring, and the workflow end to end through Snakemake.
 
+- read from the rule files (fast): every rule that does work writes a benchmark file
+  under benchmarks/rules/<rule>, which `liverseg costs` sums per rule; rules name their
+  input functions and the values they pass (no lambdas, no config sections splatted); the
+  report's front page renders, as valid reStructuredText, for every config; config/README.md
+  has a section for every top-level key of the schema and names every config file;
 - `snakemake --lint` reports nothing;
 - on a folder in the ATLAS layout, config/config.yaml plans the paper's DAG: 20 training
   jobs (5 folds x 4 models), each asking for one GPU;
@@ -19,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import make_atlas
+from docutils.core import publish_parts
+from jinja2 import Environment, StrictUndefined
 from workflow_helpers import (
     CORES,
     TINY,
@@ -30,16 +38,85 @@ from workflow_helpers import (
     snapshot,
 )
 
+from liverseg.config import validate_config
 from liverseg.run_costs import write_rule_costs, write_training
-
-pytestmark = pytest.mark.slow
 
 MODELS = ("ahnet_multiclass", "ahnet_liver", "ahnet_tumor", "dynunet_multiclass")
 PIPELINES = ("multiclass", "dual_binary", "dynunet")
 TINY_FOLDS = (1, 2, 3)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+AGGREGATION_RULES = {"all"}  # no work of its own: no benchmark
 
 
+def rule_blocks() -> dict[str, str]:
+    """Each rule's text (from its `rule` line to the next top-level line), by name."""
+    blocks = {}
+    for path in RULE_FILES:
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.M):
+            blocks[match.group(1)] = match.group(2)
+    return blocks
+
+
+def test_every_rule_that_works_writes_a_benchmark_named_for_it():
+    """`liverseg costs` takes a job's rule from the first folder (or the file name) below
+    benchmarks/rules: the rule's own name."""
+    blocks = rule_blocks()
+    assert len(blocks) > 20 and AGGREGATION_RULES <= set(blocks)
+    for rule, block in blocks.items():
+        match = re.search(r"^    benchmark:\n\s+f\"\{RESULTS\}/benchmarks/rules/([^\"]+)\.tsv\"", block, flags=re.M)
+        if rule in AGGREGATION_RULES:
+            assert match is None, rule
+            continue
+        assert match, f"rule {rule}: no benchmark under {{RESULTS}}/benchmarks/rules/"
+        assert match.group(1).split("/")[0] == rule, f"rule {rule}: benchmark {match.group(1)} is not named for it"
+
+
+def test_rules_name_what_they_pass():
+    """Input functions are named (`get_*` in common.smk), and params name each value a
+    script needs rather than splatting a config section."""
+    for path in RULE_FILES:
+        text = path.read_text()
+        assert "lambda" not in text, f"{path.name}: a lambda"
+        assert not re.search(r"^\s+\*\*config", text, flags=re.M), f"{path.name}: params splat a config section"
+
+
+# config file, overrides -> what the front page says of the cohort
+FRONT_PAGES = {
+    "atlas": ("config.yaml", {}, "ATLAS 2023 training data"),
+    "atlas_heldout": ("config.yaml", {"test_images": "test/im", "test_labels": "test/lb"}, "scored against the labels"),
+    "demo": ("demo.yaml", {}, "synthetic cohort"),
+    "synthetic": ("synthetic.yaml", {}, "synthetic cohort"),
+}
+
+
+@pytest.mark.parametrize("case", FRONT_PAGES)
+def test_report_front_page_renders_for_every_config(case):
+    """workflow/report/workflow.rst through Jinja as `snakemake --report` renders it (its
+    settings, the config with the schema's defaults), then docutils, stopping on a warning."""
+    name, dataset, expected = FRONT_PAGES[case]
+    config = yaml.safe_load((ROOT / "config" / name).read_text())
+    config["dataset"].update(dataset)
+    validate_config(config, ROOT / "workflow/schemas/config.schema.yaml")
+    snakemake = type("Snakemake", (), {"config": config})
+    env = Environment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    text = env.from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=snakemake)
+    assert expected in text
+    html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2})["html_body"]
+    assert "How to read the results" in html
+
+
+def test_config_readme_explains_every_section_and_file():
+    readme = (ROOT / "config" / "README.md").read_text()
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    sections = re.findall(r"^### `(\w+)`", readme, flags=re.M)
+    assert sections == list(schema["properties"]), "config/README.md: one section per key, in the schema's order"
+    for path in (ROOT / "config").glob("*.yaml"):
+        assert f"`{path.name}`" in readme, f"config/README.md does not describe {path.name}"
+
+
+@pytest.mark.slow
 def test_lint_reports_nothing(tmp_path):
     work = copy_workflow(tmp_path)
     run = run_snakemake(work, "--lint", "--configfile", "config/demo.yaml")
@@ -54,6 +131,7 @@ ENCODER_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ENCODER_FILES)
 def test_dry_run_on_atlas_layout_plans_gpu_training(tmp_path, encoder):
     """config/config.yaml (the ImageNet encoder) and its alternatives: the weights rule
@@ -101,6 +179,7 @@ def cohort_subjects(results: Path) -> list[str]:
     return pd.read_csv(results / "cohort/cohort.tsv", sep="\t")["subject"].tolist()
 
 
+@pytest.mark.slow
 def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     work, _ = tiny_dag
     results = work / "results"
@@ -180,6 +259,7 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
 
 
+@pytest.mark.slow
 def test_rule_costs_and_training_wait_of_the_run(tiny_dag, tmp_path):
     """`liverseg costs`' tables on a real run: every trained model's folds and epochs, the
     training loops' time split between waiting for data and stepping."""
@@ -236,6 +316,7 @@ def markdown_table(path: Path) -> list[dict]:
     return [dict(zip(header, row)) for row in split[2:]]
 
 
+@pytest.mark.slow
 def test_table2_cells_follow_from_per_subject_metrics(tiny_dag):
     work, _ = tiny_dag
     results = work / "results"
@@ -273,6 +354,7 @@ def test_table2_cells_follow_from_per_subject_metrics(tiny_dag):
         assert marked == {title for title, v in shown.items() if v == best}, (region, metric, shown)
 
 
+@pytest.mark.slow
 def test_report_gathers_tables_and_figures(tiny_dag):
     work, _ = tiny_dag
     run = run_snakemake(work, "--configfile", TINY, "--report", "results/report.html")
@@ -281,6 +363,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
     match = re.search(r"var results = (\{.*?\});\s*</script>", html, re.S)
     assert match, "no results in the report"
     entries = json.loads(match.group(1))
+    assert "This report holds every table and figure" in html  # workflow/report/workflow.rst
     expected = [
         "tables/table1_folds.md",
         "tables/table2_metrics.md",
@@ -304,6 +387,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
         assert entry["caption"].strip() and entry["data_uri"].startswith("data:"), path
 
 
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(tiny_dag):
     work, _ = tiny_dag
     before = snapshot(work / "results")

@@ -1,8 +1,8 @@
 """What a workflow run cost: Snakemake's benchmark files summed per rule.
 
-Every rule has a `benchmark:` directive writing `results/benchmarks/rules/<rule>.tsv` or
-`results/benchmarks/rules/<rule>/<wildcards>.tsv`: one row per run of the job (several
-with Snakemake's `repeat`), columns s (wall seconds), h:m:s, max_rss, max_vms, max_uss,
+Every rule that does work (all but `all`) has a `benchmark:` directive writing
+`results/benchmarks/rules/<rule>.tsv` or `results/benchmarks/rules/<rule>/<wildcards>.tsv`: one row per run of the job
+(several with Snakemake's `repeat`), columns s (wall seconds), h:m:s, max_rss, max_vms, max_uss,
 max_pss (MiB, which Snakemake labels MB), io_in, io_out, mean_load and cpu_time
 (seconds); "NA" where the job ended before the first memory sample, "-" where a value
 was not measured. A job counts once (the mean of its repeats; the peak of their

@@ -1,4 +1,5 @@
-# Stage 3: bounding boxes, patch sizes, Figures 1 and 3 (paper §2.1, §2.3).
+# The cohort's analysis: liver and lesion bounding boxes, the AHNet patch sizes that enclose
+# them, Figures 1 and 3 (paper §2.1, §2.3).
 
 
 rule boxes:
@@ -23,11 +24,14 @@ rule patch_sizes:
         f"{RESULTS}/analysis/patch_sizes.json",
     log:
         f"{RESULTS}/logs/patch_sizes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/patch_sizes.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
-        **config["analysis"],
         models=config["models"],
+        liver_coverage=config["analysis"]["liver_coverage"],
+        lesion_coverage=config["analysis"]["lesion_coverage"],
         psp_block_num=config["ahnet"]["psp_block_num"],
     script:
         "../scripts/patch_sizes.py"
@@ -44,6 +48,8 @@ rule figure_spacing:
         ),
     log:
         f"{RESULTS}/logs/figure_spacing.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_spacing.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -65,6 +71,8 @@ rule figure_boxes:
         ),
     log:
         f"{RESULTS}/logs/figure_boxes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_boxes.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:

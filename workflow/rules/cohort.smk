@@ -1,4 +1,5 @@
-# Stage 1-2: the cohort (ATLAS download or synthetic phantoms), the folds, Table 1.
+# The cohort: the synthetic phantoms (dataset.source: synthetic) or the ATLAS download read
+# into cohort/cohort.tsv, the cross-validation folds and Table 1 (paper §2.1).
 
 
 rule synthesize:
@@ -11,14 +12,17 @@ rule synthesize:
     conda:
         "../../envs/analysis.yaml"
     params:
-        **config["dataset"]["synthetic"],
+        subjects=config["dataset"]["synthetic"]["subjects"],
+        heldout=config["dataset"]["synthetic"]["heldout"],
+        seed=config["dataset"]["synthetic"]["seed"],
+        scale=config["dataset"]["synthetic"]["scale"],
     script:
         "../scripts/synthesize.py"
 
 
 rule cohort:
     input:
-        f"{RESULTS}/synthetic" if SYNTHETIC else config["dataset"]["root"],
+        get_cohort_source(),
     output:
         f"{RESULTS}/cohort/cohort.tsv",
     log:
@@ -28,7 +32,7 @@ rule cohort:
     conda:
         "../../envs/analysis.yaml"
     params:
-        root=dataset_root(),
+        root=get_dataset_root(),
     script:
         "../scripts/cohort.py"
 
@@ -50,8 +54,10 @@ rule folds:
     conda:
         "../../envs/analysis.yaml"
     params:
-        **config["folds"],
         seed=config["seed"],
+        n_folds=config["folds"]["n_folds"],
+        scheme=config["folds"]["scheme"],
+        validation_fraction=config["folds"]["validation_fraction"],
         cohort_name=COHORT_NAME,
     script:
         "../scripts/folds.py"

@@ -1,4 +1,5 @@
-# Shared helpers: paths, fold numbers (the config is checked in the Snakefile).
+# What every .smk shares: values derived from the config, the wildcard constraints and the
+# input functions (get_*). The config is checked in the Snakefile.
 from pathlib import Path
 
 from liverseg.imagenet import CACHE as IMAGENET_WEIGHTS
@@ -39,7 +40,7 @@ def heldout_images():
 HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
 
 
-def encoder_input(wildcards):
+def get_encoder(wildcards):
     """The encoder an AHNet model starts from (ahnet.encoder): the ImageNet weights or the
     fold's 2.5D-pretrained encoder; none for "none". The weights are ancient: their
     checksum fixes their content, so a fresh copy of the file retrains nothing."""
@@ -59,12 +60,23 @@ def get_imagenet_source():
     return source
 
 
-def ensemble_models(pipeline, folds):
+def get_ensemble_models(wildcards):
+    """The pipeline's models of every fold: the ensemble."""
     return expand(
         f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
-        model=PIPELINES[pipeline].values(),
-        fold=folds,
+        model=PIPELINES[wildcards.pipeline].values(),
+        fold=FOLDS,
     )
+
+
+def get_pipeline_predictions(wildcards):
+    """The cross-validation predictions of the pipeline's models (two for dual binary)."""
+    return expand(f"{RESULTS}/predictions/{{model}}", model=PIPELINES[wildcards.pipeline].values())
+
+
+def get_all_cores(wildcards):
+    """Every core of the run, read per job: --report and --lint need no --cores."""
+    return workflow.cores
 
 
 wildcard_constraints:
@@ -74,12 +86,24 @@ wildcard_constraints:
     fold="|".join(map(str, FOLDS)),  # fold0 or fold6 of 5 folds is no job
 
 
-def dataset_root():
+def get_cohort_source():
+    """The input of the cohort stage (the synthetic cohort's folder, or the ATLAS download)."""
+    return f"{RESULTS}/synthetic" if SYNTHETIC else config["dataset"]["root"]
+
+
+def get_dataset_root():
     """The folder in the ATLAS layout that the cohort rule reads."""
     return f"{RESULTS}/synthetic/train" if SYNTHETIC else config["dataset"]["root"]
 
 
-def final_outputs():
+def get_heldout_lesion_tables():
+    """The ensemble's held-out lesion tables, where held-out labels can score them."""
+    if not HELDOUT["labels"]:
+        return []
+    return expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES)
+
+
+def get_final_outputs():
     """Every table and figure of the paper, and the training curves."""
     outputs = [
         f"{RESULTS}/tables/table1_folds.md",

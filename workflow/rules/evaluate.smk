@@ -1,5 +1,5 @@
-# Stage 8: per-subject metrics of every pipeline and stage, Tables 2 and 3, and the
-# held-out scores of the ensemble and its held-out lesions TP or FP (paper §2.7, §3, §4).
+# Evaluation: the per-subject metrics of every pipeline and stage, Tables 2 and 3, and on the
+# held-out images the ensemble's scores and its lesions, TP or FP (paper §2.7, §3, §4).
 
 
 rule evaluate:
@@ -14,7 +14,7 @@ rule evaluate:
         f"{RESULTS}/benchmarks/rules/evaluate/{{pipeline}}_{{stage}}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: lambda wildcards: workflow.cores  # evaluated per job: --report and --lint need no --cores
+    threads: get_all_cores
     params:
         tolerance_mm=config["evaluation"]["tolerance_mm"],
     script:
@@ -32,6 +32,8 @@ rule table2:
         ),
     log:
         f"{RESULTS}/logs/table2.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/table2.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -52,6 +54,8 @@ rule table3:
         ),
     log:
         f"{RESULTS}/logs/table3.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/table3.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -69,6 +73,8 @@ rule score_heldout:
         f"{RESULTS}/metrics/heldout_{{pipeline}}.tsv",
     log:
         f"{RESULTS}/logs/score_heldout/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/score_heldout/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -89,6 +95,8 @@ rule heldout_table:
         ),
     log:
         f"{RESULTS}/logs/heldout_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/heldout_table.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -107,6 +115,8 @@ rule heldout_lesions:
         f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
     log:
         f"{RESULTS}/logs/heldout_lesions/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/heldout_lesions/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:

@@ -1,5 +1,6 @@
-# Stage 7: Figure 2 (the pipelines), lesion uncertainty, Figures 4 and 5 and the AUROC
-# table (paper §2.2-2.6, §3); Figure 4 of the held-out ensemble where labels exist.
+# Figures of the pipelines and their lesions: Figure 2 (the pipelines as configured),
+# Figures 4 and 5 per pipeline (the paper's: multi-class), the table of the uncertainty's
+# AUROC, and Figure 4 of the held-out ensemble where labels exist (paper §2.2-2.6, §3).
 
 
 rule figure_pipelines:
@@ -15,6 +16,8 @@ rule figure_pipelines:
         ),
     log:
         f"{RESULTS}/logs/figure_pipelines.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_pipelines.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -44,6 +47,8 @@ rule figure_lesions:
         ),
     log:
         f"{RESULTS}/logs/figure_lesions/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_lesions/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -64,6 +69,8 @@ rule paper_figure:
         ),
     log:
         f"{RESULTS}/logs/paper_figure/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/paper_figure/{{figure}}.tsv"
     wildcard_constraints:
         figure="fig4_uncertainty|fig5_cases",
     conda:
@@ -84,6 +91,8 @@ rule figure_heldout_lesions:
         ),
     log:
         f"{RESULTS}/logs/figure_heldout_lesions/{{pipeline}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/figure_heldout_lesions/{{pipeline}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -96,9 +105,7 @@ rule lesion_auroc:
     input:
         cv=expand(f"{RESULTS}/lesions/{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
         # the ensemble's held-out lesions too, where they can be scored
-        heldout=(
-            expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES) if HELDOUT["labels"] else []
-        ),
+        heldout=get_heldout_lesion_tables(),
     output:
         report(
             multiext(f"{RESULTS}/tables/lesion_uncertainty", ".tsv", ".md"),
@@ -107,6 +114,8 @@ rule lesion_auroc:
         ),
     log:
         f"{RESULTS}/logs/lesion_auroc.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/lesion_auroc.tsv"
     conda:
         "../../envs/analysis.yaml"
     params:

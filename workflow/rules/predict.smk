@@ -1,6 +1,7 @@
-# Stages 5-6 and 9: cross-validation predictions, the pipelines' segmentations (raw and
-# post-processed) with their lesion tables, and the five-fold ensemble on held-out images
-# (ensemble/{pipeline}/ensemble/, and each fold's models alone in ensemble/{pipeline}/fold{k}/).
+# Prediction: every model's cross-validation probabilities, each pipeline's segmentations
+# (raw and post-processed) with its lesion table, and the ensemble of every fold's models on
+# the held-out images (ensemble/{pipeline}/ensemble/, and each fold's models alone in
+# ensemble/{pipeline}/fold{k}/) (paper §2.3-2.6, §2.8).
 
 
 rule predict:
@@ -31,7 +32,7 @@ rule segment:
     input:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
-        predictions=lambda wc: expand(f"{RESULTS}/predictions/{{model}}", model=PIPELINES[wc.pipeline].values()),
+        predictions=get_pipeline_predictions,
     output:
         segmentations=directory(f"{RESULTS}/segmentations/{{pipeline}}"),
         lesions=f"{RESULTS}/lesions/{{pipeline}}.tsv",
@@ -51,7 +52,7 @@ rule segment:
 rule ensemble:
     input:
         images=HELDOUT["input"],
-        models=lambda wc: ensemble_models(wc.pipeline, FOLDS),
+        models=get_ensemble_models,
     output:
         directory(f"{RESULTS}/ensemble/{{pipeline}}"),
     log:

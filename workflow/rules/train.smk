@@ -1,5 +1,6 @@
-# Stage 4: 2.5D encoder pretraining and training, one GPU job per fold and model
-# (paper §2.2-2.4, §2.8-2.9). `--resources gpu=1` runs one of them at a time.
+# Training: the encoder AHNet starts from (the ImageNet weights or the fold's 2.5D
+# pretraining), then one GPU job per fold and model (paper §2.2-2.4, §2.8-2.9).
+# `--resources gpu=1` runs one of them at a time.
 # Training goes before any prediction: otherwise the scheduler may finish one pipeline while
 # another's last model still waits to train, and the chains that follow (predict, ensemble,
 # segment, evaluate) run one after another at the end instead of side by side.
@@ -60,7 +61,7 @@ rule train:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         folds=f"{RESULTS}/cohort/folds.json",
         patch_sizes=f"{RESULTS}/analysis/patch_sizes.json",
-        encoder=encoder_input,
+        encoder=get_encoder,
     output:
         model=f"{RESULTS}/models/{{model}}/fold{{fold}}/model.pt",
         history=f"{RESULTS}/models/{{model}}/fold{{fold}}/history.tsv",

@@ -2,4 +2,10 @@ from liverseg.scripting import script_context
 from liverseg.synthetic import write_synthetic_cohort
 
 with script_context(snakemake):
-    write_synthetic_cohort(snakemake.output[0], **snakemake.params)
+    write_synthetic_cohort(
+        snakemake.output[0],
+        subjects=snakemake.params.subjects,
+        heldout=snakemake.params.heldout,
+        seed=snakemake.params.seed,
+        scale=snakemake.params.scale,
+    )
