@@ -10,11 +10,12 @@ import torch
 from conftest import make_atlas
 
 from liverseg import imagenet
+from liverseg.checkpoints import load_model
 from liverseg.cohort import scan_dataset
 from liverseg.encoders import check_encoder_source
 from liverseg.errors import ConfigError, InputError
 from liverseg.imagenet import fetch_weights
-from liverseg.train import load_model, train_model
+from liverseg.train import train_model
 
 BOTH_WAYS = r"Get them one of two ways: run the workflow once where .* can be reached .* set ahnet\.imagenet_weights"
 

@@ -17,11 +17,12 @@ import pytest
 import torch
 import torchio as tio
 
+from liverseg.checkpoints import load_model
 from liverseg.cohort import median_spacing, scan_dataset
 from liverseg.infer import predict_volume
 from liverseg.io import load_nifti
 from liverseg.synthetic import write_cohort
-from liverseg.train import TrainingConfig, load_model, patch_batches, train_model, training_patches
+from liverseg.train import TrainingConfig, patch_batches, train_model, training_patches
 
 SCALE = 6.0
 PATCH = [

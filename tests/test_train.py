@@ -26,10 +26,11 @@ import torch
 import torchio as tio
 from conftest import phantom, write_pair
 
+from liverseg.checkpoints import load_model
 from liverseg.errors import ConfigError, InputError
 from liverseg.infer import predict_volume
 from liverseg.pretrain import load_encoder, pretrain_encoder
-from liverseg.train import load_model, optimisation, run_steps, train_model
+from liverseg.train import optimisation, run_steps, train_model
 
 SPACING = (0.8, 0.8, 3.0)
 BASE = {

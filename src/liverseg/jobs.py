@@ -118,9 +118,9 @@ def predict_job(
     import numpy as np
     from tqdm import tqdm
 
+    from .checkpoints import load_model
     from .infer import predict_volume
     from .io import load_nifti, save_probabilities
-    from .train import load_model
 
     _limit_threads(threads)
     for fold, model_path in sorted(model_paths.items()):

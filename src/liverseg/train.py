@@ -6,7 +6,7 @@ validated on whole volumes (Gaussian sliding windows, `infer`), and training sto
 the validation loss has not improved for `patience` epochs or at `max_epochs`; the
 weights of the lowest validation loss are kept.
 
-Resume and determinism: `checkpoint.pt` in the output folder is rewritten atomically at
+Resume and determinism: `checkpoint.pt` (checkpoints.py) in the output folder is rewritten atomically at
 the end of every epoch, with everything needed to continue. Every epoch starts by seeding
 torch, NumPy and `random` from (seed, epoch), and a fresh queue is built for it, so the
 patches and augmentations of an epoch do not depend on what ran before: a run resumed from
@@ -46,19 +46,23 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import augment
-from .checksums import DIGEST_KEY, model_digest, verify_model_digest
+from .checkpoints import (
+    CHECKPOINT_NAME,
+    TrainingState,
+    cpu_copy,
+    load_checkpoint,
+    network_from_spec,
+    save_checkpoint,
+    write_model,
+)
 from .config import out_channels
-from .devices import torch_device
 from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
-from .io import atomic_path, write_table
+from .io import write_table
 from .losses import MarginLabelSmoothing
 from .sampling import LabelSampler, PatchSubjectsDataset
 
-MODEL_FORMAT = "liverseg.model/1"
-CHECKPOINT_FORMAT = "liverseg.checkpoint/1"
-CHECKPOINT_NAME = "checkpoint.pt"
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a volume
 # Keys whose change does not invalidate a checkpoint: they decide when or how fast
@@ -128,21 +132,10 @@ class TrainingConfig:
         return weights
 
 
-@dataclass
-class _State:
-    """What changes from epoch to epoch, saved in the checkpoint."""
-
-    epoch: int = 0
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_state: dict | None = None
-    since_best: int = 0
-    history: list | None = None
-
-    def done(self, cfg: TrainingConfig) -> bool:
-        """Early stopping or the epoch cap (judged with the current config, so that a
-        finished run resumed with a larger max_epochs or patience goes on)."""
-        return self.since_best >= cfg.patience or self.epoch >= cfg.max_epochs
+def _finished(state: TrainingState, cfg: TrainingConfig) -> bool:
+    """Early stopping or the epoch cap (judged with the current config, so that a
+    finished run resumed with a larger max_epochs or patience goes on)."""
+    return state.since_best >= cfg.patience or state.epoch >= cfg.max_epochs
 
 
 class TrainingInterrupted(Exception):
@@ -225,15 +218,15 @@ def train_model(
     _seed_everything(int(seed))
     net = _build_network(spec, encoder_path=encoder_path if spec["network"] == "ahnet" else None).to(device)
     criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, loss, device)
-    state = _State(history=[])
+    state = TrainingState(history=[])
     checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
-        state = _load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
+        state = load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
         _log(f"resuming from {checkpoint} after epoch {state.epoch}")
 
     with _sigterm_flag() as stop:
         try:
-            while not state.done(cfg):
+            while not _finished(state, cfg):
                 epoch = state.epoch + 1
                 _seed_everything(_epoch_seed(int(seed), epoch))
                 start = time.perf_counter()
@@ -247,7 +240,7 @@ def train_model(
                 improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
                 if improved:
                     state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
-                    state.best_state = _cpu_copy(net.state_dict())
+                    state.best_state = cpu_copy(net.state_dict())
                 else:
                     state.since_best += 1
                 row = {
@@ -264,8 +257,8 @@ def train_model(
                 }
                 state.history.append(row)
                 state.epoch = epoch
-                if cfg.keep_checkpoint or not state.done(cfg):  # else the last one would be deleted at once
-                    _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
+                if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
+                    save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
                 _log(
                     f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
                     f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
@@ -275,31 +268,12 @@ def train_model(
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
 
-    _write_model(out_dir / "model.pt", spec, state)
+    write_model(out_dir / "model.pt", spec, state)
     history = pd.DataFrame(state.history)
     write_table(out_dir / "history.tsv", history)
     plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
     if not cfg.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
-    """The trained network of a model.pt, in eval mode on `device`, and its spec
-    (network, task, out_channels, class_names, patch_size, ahnet_cfg, dynunet_cfg,
-    median_spacing, best_epoch, best_val_loss, epochs)."""
-    path = Path(path)
-    payload = _torch_load(path, "model")
-    if payload.get("format") != MODEL_FORMAT or "state_dict" not in payload or "spec" not in payload:
-        raise InputError(f"{path}: not a liverseg model file (format {payload.get('format')!r})")
-    verify_model_digest(payload, path)
-    device = torch_device(device)
-    spec = dict(payload["spec"])
-    net = _build_network(spec, encoder_path=None)
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the network its spec describes ({exc})") from exc
-    return net.to(device).eval(), spec
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
@@ -611,117 +585,17 @@ class _Forever(torch.utils.data.Sampler):
             index += 1
 
 
-# --- network, checkpoint, model file ---------------------------------------------------
+# --- network --------------------------------------------------------------------------
 
 
 def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
-    from .nets import build_network, transfer_encoder
-
-    net = build_network(
-        spec["network"],
-        spec["out_channels"],
-        spec["patch_size"],
-        ahnet_cfg=spec["ahnet_cfg"],
-        dynunet_cfg=spec["dynunet_cfg"],
-        median_spacing=spec["median_spacing"],
-    )
+    """The spec's network, its encoder copied from `encoder_path`'s 2D network when given."""
+    net = network_from_spec(spec)
     if encoder_path is not None:
+        from .nets import transfer_encoder
+
         transfer_encoder(net, load_2d_encoder(spec["ahnet_cfg"]["encoder"], encoder_path))
     return net
-
-
-def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state: _State) -> None:
-    # An epoch that improved saves its weights once: torch.save writes a shared tensor once
-    # (an AHNet's weights are a third of the checkpoint), and loading shares it again.
-    model = state.best_state if state.best_epoch == state.epoch else net.state_dict()
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint,
-        "epoch": state.epoch,
-        "model": model,
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "best_loss": state.best_loss,
-        "best_epoch": state.best_epoch,
-        "best_state": state.best_state,
-        "since_best": state.since_best,
-        "history": state.history,
-        "rng": _rng_states(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> _State:
-    payload = _torch_load(path, "checkpoint")
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a liverseg checkpoint (format {payload.get('format')!r})")
-    saved = payload.get("fingerprint", {})
-    changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
-    if changed:
-        detail = ", ".join(changed)
-        if "training" in changed:
-            keys = set(saved.get("training", {})) | set(fingerprint["training"])
-            detail += (
-                " ("
-                + ", ".join(
-                    sorted(k for k in keys if saved.get("training", {}).get(k) != fingerprint["training"].get(k))
-                )
-                + ")"
-            )
-        raise InputError(f"{path}: written for a different setup ({detail} changed); delete it to train from scratch")
-    try:
-        net.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if scaler.is_enabled() and payload["scaler"]:
-            scaler.load_state_dict(payload["scaler"])
-        state = _State(
-            epoch=int(payload["epoch"]),
-            best_loss=float(payload["best_loss"]),
-            best_epoch=int(payload["best_epoch"]),
-            best_state=payload["best_state"],
-            since_best=int(payload["since_best"]),
-            history=list(payload["history"]),
-        )
-        _set_rng_states(payload["rng"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise InputError(
-            f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete it to train from scratch"
-        ) from exc
-    return state
-
-
-def _write_model(path: Path, spec: dict, state: _State) -> None:
-    spec = {
-        **spec,
-        "best_epoch": state.best_epoch,
-        "best_val_loss": state.best_loss,
-        "epochs": state.epoch,
-    }
-    payload = {
-        "format": MODEL_FORMAT,
-        "state_dict": state.best_state,
-        "spec": spec,
-        DIGEST_KEY: model_digest(state.best_state, spec),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _torch_load(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        # weights_only: a checkpoint holds only tensors and plain Python values, and
-        # loading one must never run code.
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        hint = "; delete it to train from scratch" if what == "checkpoint" else ""
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's messages run to pages
-        raise InputError(f"{path}: cannot read {what} ({type(exc).__name__}: {reason}){hint}") from exc
-    if not isinstance(payload, dict):
-        raise InputError(f"{path}: not a liverseg {what} file")
-    return payload
 
 
 # --- randomness, devices, signals ------------------------------------------------------
@@ -735,35 +609,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds every CUDA device too
-
-
-def _rng_states() -> dict:
-    """RNG states as tensors and plain values (loadable with weights_only=True)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [
-            name,
-            torch.from_numpy(keys.astype(np.int64)),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        ],
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping) -> None:
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _default_device() -> torch.device:
@@ -782,10 +627,6 @@ def _sigterm_flag() -> Iterator[threading.Event]:
         yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _cpu_copy(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
 
 
 def _plain(value):
