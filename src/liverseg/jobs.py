@@ -26,14 +26,6 @@ def fold_records(cohort_tsv, folds_json, fold: int) -> dict[str, list[dict]]:
     return {split: [records[s] for s in entry[split]] for split in ("train", "validation", "test")}
 
 
-def _limit_threads(threads: int | None) -> None:
-    """Use the CPUs the scheduler granted (Snakemake threads, SLURM --cpus-per-gpu), not the node's."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-
-
 def pretrain_job(
     cohort_tsv,
     folds_json,
@@ -48,13 +40,13 @@ def pretrain_job(
     """2.5D encoder pretraining on the fold's training subjects (AH-Net's recipe)."""
     from .pretrain import pretrain_encoder
 
-    _limit_threads(threads)
     split = fold_records(cohort_tsv, folds_json, fold)
     pretrain_encoder(
         split["train"],
         out_path,
         layers=ahnet["layers"],
         seed=job_seed(seed, "encoder", fold),
+        threads=threads,
         **pretrain,
     )
 
@@ -119,12 +111,13 @@ def predict_job(
     from tqdm import tqdm
 
     from .checkpoints import load_model
+    from .devices import setup_torch
     from .infer import predict_volume
     from .io import load_nifti, save_probabilities
 
-    _limit_threads(threads)
+    device = setup_torch(None, threads)
     for fold, model_path in sorted(model_paths.items()):
-        model, spec = load_model(model_path)
+        model, spec = load_model(model_path, device)
         for record in tqdm(
             fold_records(cohort_tsv, folds_json, fold)["test"],
             desc=f"predict fold {fold}",

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import setup_torch
 from .errors import ConfigError, InputError
 from .io import atomic_path, load_nifti
 from .nets import RESNET_INPLANES, ResNet2d, resnet2d
@@ -100,6 +101,7 @@ def pretrain_encoder(
     seed: int,
     crop: int = 128,
     device: str | torch.device | None = None,
+    threads: int | None = None,
 ) -> None:
     """Train resnet2d(layers) with a light head on 2.5D slices and save the ResNet.
 
@@ -120,7 +122,7 @@ def pretrain_encoder(
         _check_positive(name, value, minimum)
     if not lr > 0:
         raise ConfigError(f"pretrain.learning_rate {lr!r}: expected a positive number")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = setup_torch(device, threads)
 
     volumes = [_Volume(s, crop) for s in subjects]
     rng = np.random.default_rng(seed)

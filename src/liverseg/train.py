@@ -56,6 +56,7 @@ from .checkpoints import (
     write_model,
 )
 from .config import out_channels
+from .devices import setup_torch
 from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
@@ -188,8 +189,7 @@ def train_model(
     window = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2, **dict(inference or {})}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device) if device is not None else _default_device()
-    torch.set_num_threads(int(threads) if threads else max(len(os.sched_getaffinity(0)), 1))
+    device = setup_torch(device, threads)
 
     spec = {
         "network": str(model["network"]),
@@ -609,10 +609,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds every CUDA device too
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @contextlib.contextmanager
