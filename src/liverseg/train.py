@@ -62,6 +62,7 @@ from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
 from .io import write_table
 from .losses import MarginLabelSmoothing
+from .metrics import dice
 from .sampling import LabelSampler, PatchSubjectsDataset
 
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
@@ -236,7 +237,7 @@ def train_model(
                         list(train_records), min(cfg.batchnorm_recalibration, len(train_records))
                     )
                     recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, window, device)
-                val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
+                val_loss, val_dice = _validate(net, validation, criterion, spec, window, device, stop)
                 improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
                 if improved:
                     state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
@@ -247,8 +248,8 @@ def train_model(
                     "epoch": epoch,
                     "train_loss": steps.loss,
                     "val_loss": val_loss,
-                    **{f"val_dice_{name}": value for name, value in dice.items()},
-                    "val_dice_mean": _nanmean(list(dice.values())),
+                    **{f"val_dice_{name}": value for name, value in val_dice.items()},
+                    "val_dice_mean": float(np.mean(list(val_dice.values()))),
                     "lr": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - start,
                     "data_seconds": steps.data_seconds,
@@ -528,7 +529,11 @@ def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window:
 def _validate(
     net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
 ) -> tuple[float, dict[str, float]]:
-    """Mean whole-volume loss and per-class mean Dice over the validation subjects."""
+    """Mean whole-volume loss and per-class mean Dice over the validation subjects.
+
+    Dice follows the challenge's rule (metrics.dice): a subject whose volume and prediction
+    both lack a class scores 1 for it, so a validation subject without tumour counts in the
+    tumour mean (it scores 1 when no tumour is predicted, 0 when one is)."""
     losses, dices = [], []
     patch_size, names = spec["patch_size"], spec["class_names"][1:]
     for _subject, image, target in validation:
@@ -547,9 +552,9 @@ def _validate(
         with torch.no_grad():
             losses.append(float(criterion(logits, truth)))
         prediction = logits.argmax(dim=1)[0].cpu().numpy()
-        dices.append([_dice(prediction == c, target == c) for c in range(1, logits.shape[1])])
+        dices.append([dice(target == c, prediction == c) for c in range(1, logits.shape[1])])
     per_class = np.array(dices, dtype=float)
-    return float(np.mean(losses)), {name: _nanmean(per_class[:, i]) for i, name in enumerate(names)}
+    return float(np.mean(losses)), {name: float(np.mean(per_class[:, i])) for i, name in enumerate(names)}
 
 
 def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
@@ -561,17 +566,6 @@ def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarra
     if image.shape != target.shape:
         raise InputError(f"{record['label']}: shape {target.shape} differs from its image's {image.shape}")
     return str(record["subject"]), image, target
-
-
-def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean masks; NaN when both are empty (nothing to find, none found)."""
-    total = int(prediction.sum()) + int(truth.sum())
-    return float("nan") if total == 0 else 2.0 * int(np.logical_and(prediction, truth).sum()) / total
-
-
-def _nanmean(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 class _Forever(torch.utils.data.Sampler):
