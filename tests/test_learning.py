@@ -42,6 +42,7 @@ TRAINING = {
     "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
 }
 AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "noise": 0.2}
+INFERENCE = {"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4}
 LIVER_DICE = 0.7
 
 
@@ -69,7 +70,7 @@ def trained(cohort_records, tmp_path_factory):
         training=TRAINING,
         loss={"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
         augmentation=AUGMENTATION,
-        inference={"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4},
+        inference=INFERENCE,
         out_dir=out,
         seed=3,
         median_spacing=median_spacing(train),
@@ -94,7 +95,7 @@ def test_the_trained_model_segments_the_liver_it_did_not_see(trained, cohort_rec
     net, spec = load_model(trained / "model.pt", device="cpu")
     image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
     liver = np.rint(load_nifti(record["label"]).get_fdata(dtype=np.float32)) > 0
-    predicted = predict_volume(net, image, spec["patch_size"], overlap=0.25, device="cpu").argmax(axis=0) > 0
+    predicted = predict_volume(net, image, spec["patch_size"], **INFERENCE, device="cpu").argmax(axis=0) > 0
     dice = 2 * (predicted & liver).sum() / (predicted.sum() + liver.sum())
     assert dice >= LIVER_DICE, f"whole-liver Dice {dice:.3f}"
 

@@ -145,7 +145,7 @@ def test_outputs(reference, records):
     # model.pt holds the best weights, not the last ones
     assert_same_tensors(net.state_dict(), ckpt(reference)["best_state"])
     image = np.asarray(torch.rand(40, 40, 12))
-    probs = predict_volume(net, image, spec["patch_size"])
+    probs = predict_volume(net, image, spec["patch_size"], **BASE["inference"])
     assert probs.shape == (3, 40, 40, 12)
 
 

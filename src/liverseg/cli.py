@@ -1,10 +1,13 @@
-"""The `liverseg` command: the library's stages for use outside Snakemake."""
+"""The `liverseg` command: the library's stages for use outside Snakemake.
+
+Its defaults are the workflow's (workflow/schemas/config.schema.yaml), read from the schema."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .config import schema_default
 from .errors import InputError
 
 
@@ -35,7 +38,7 @@ def _predict(args) -> None:
     from .ensemble import predict_images
 
     postprocess = {"dilation_mm": args.dilation_mm, "closing_mm": args.closing_mm}
-    inference = {"overlap": args.overlap, "mode": "gaussian", "sw_batch_size": args.sw_batch_size}
+    inference = {"overlap": args.overlap, "mode": schema_default("inference.mode"), "sw_batch_size": args.sw_batch_size}
     table = predict_images(
         args.models,
         args.input,
@@ -65,10 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="write a synthetic ATLAS-like cohort in the official layout")
     synth.add_argument("out_dir")
-    synth.add_argument("--subjects", type=int, default=60, help="cross-validation subjects (default 60)")
-    synth.add_argument("--heldout", type=int, default=10, help="held-out images outside the cross-validation")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--scale", type=float, default=1.0, help="grid coarsening factor (1 = ATLAS-like voxels)")
+    synth.add_argument(
+        "--subjects",
+        type=int,
+        default=schema_default("dataset.synthetic.subjects"),
+        help="cross-validation subjects (default %(default)s)",
+    )
+    synth.add_argument(
+        "--heldout",
+        type=int,
+        default=schema_default("dataset.synthetic.heldout"),
+        help="held-out images outside the cross-validation (default %(default)s)",
+    )
+    synth.add_argument(
+        "--seed", type=int, default=schema_default("dataset.synthetic.seed"), help="(default %(default)s)"
+    )
+    synth.add_argument(
+        "--scale",
+        type=float,
+        default=schema_default("dataset.synthetic.scale"),
+        help="grid coarsening factor (1 = ATLAS-like voxels; default %(default)s)",
+    )
     synth.add_argument(
         "--overwrite",
         action="store_true",
@@ -80,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pred", required=True, help="folder of predictions imN.nii.gz")
     evaluate.add_argument("--gt", required=True, help="folder of ground truths lbN.nii.gz")
     evaluate.add_argument("--out", required=True, help="output TSV, one row per subject")
-    evaluate.add_argument("--tolerance-mm", type=float, default=5.0, help="surface Dice tolerance (default 5)")
+    evaluate.add_argument(
+        "--tolerance-mm",
+        type=float,
+        default=schema_default("evaluation.tolerance_mm"),
+        help="surface Dice tolerance (default %(default)s)",
+    )
     evaluate.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     evaluate.set_defaults(run=_evaluate)
 
@@ -96,10 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--input", required=True, help="a NIfTI image or a folder of them")
     predict.add_argument("--output", required=True, help="output folder: one segmentation per image, lesions.tsv")
-    predict.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
-    predict.add_argument("--sw-batch-size", type=int, default=2)
-    predict.add_argument("--dilation-mm", type=float, default=5.0, help="post-processing step 2 radius (default 5)")
-    predict.add_argument("--closing-mm", type=float, default=3.0, help="post-processing step 3 radius (default 3)")
+    predict.add_argument(
+        "--overlap",
+        type=float,
+        default=schema_default("inference.overlap"),
+        help="sliding-window overlap (default %(default)s)",
+    )
+    predict.add_argument(
+        "--sw-batch-size",
+        type=int,
+        default=schema_default("inference.sw_batch_size"),
+        help="sliding windows per forward pass (default %(default)s)",
+    )
+    predict.add_argument(
+        "--dilation-mm",
+        type=float,
+        default=schema_default("postprocess.dilation_mm"),
+        help="post-processing step 2 radius (default %(default)s)",
+    )
+    predict.add_argument(
+        "--closing-mm",
+        type=float,
+        default=schema_default("postprocess.closing_mm"),
+        help="post-processing step 3 radius (default %(default)s)",
+    )
     predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     predict.set_defaults(run=_predict)
 
