@@ -19,10 +19,11 @@ import torchio as tio
 
 from liverseg.checkpoints import load_model
 from liverseg.cohort import median_spacing, scan_dataset
+from liverseg.config import SCHEMA_PATH, validate_config
 from liverseg.infer import predict_volume
 from liverseg.io import load_nifti
 from liverseg.synthetic import write_cohort
-from liverseg.train import TrainingConfig, patch_batches, train_model, training_patches
+from liverseg.train import TrainingConfig, patch_batches, train_model, training_job, training_patches
 
 SCALE = 6.0
 PATCH = [
@@ -41,7 +42,7 @@ TRAINING = {
     "num_workers": 0,
     "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
 }
-AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "noise": 0.2}
+AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "bias_field": 0.0, "noise": 0.2}
 INFERENCE = {"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4}
 LIVER_DICE = 0.7
 
@@ -61,21 +62,19 @@ def cohort_records(tmp_path_factory):
 def trained(cohort_records, tmp_path_factory):
     train, validation = cohort_records
     out = tmp_path_factory.mktemp("model")
-    train_model(
-        train,
-        validation,
-        model={"network": "dynunet", "task": "multiclass", "patch_size": PATCH},
-        ahnet_cfg={},
-        dynunet_cfg={"filters": 8},
-        training=TRAINING,
-        loss={"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
-        augmentation=AUGMENTATION,
-        inference=INFERENCE,
-        out_dir=out,
-        seed=3,
-        median_spacing=median_spacing(train),
-        threads=2,
-    )
+    model_spec = {"network": "dynunet", "task": "multiclass", "patch_size": PATCH}
+    config = {
+        "dataset": {"source": "synthetic"},
+        "models": {"dynunet_multiclass": model_spec},
+        "dynunet": {"filters": 8},
+        "training": TRAINING,
+        "loss": {"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
+        "augmentation": AUGMENTATION,
+        "inference": INFERENCE,
+    }
+    validate_config(config, SCHEMA_PATH)
+    job = training_job(config, model_spec, median_spacing=median_spacing(train), seed=3, threads=2)
+    train_model(train, validation, job, out)
     return out
 
 

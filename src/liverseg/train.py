@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ from .checkpoints import (
     save_checkpoint,
     write_model,
 )
-from .config import out_channels
+from .config import out_channels, schema_default
 from .devices import setup_torch
 from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
@@ -74,7 +74,8 @@ RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The `training` section of the config."""
+    """The `training` section of the config (workflow/schemas/config.schema.yaml documents
+    and checks each key; keys left out take the schema's defaults)."""
 
     learning_rate: float
     batch_size: int
@@ -84,54 +85,112 @@ class TrainingConfig:
     samples_per_volume: int
     queue_length: int
     label_probabilities: dict
-    num_workers: int = 0
-    keep_checkpoint: bool = False
-    batchnorm_recalibration: int = 0
+    num_workers: int
+    keep_checkpoint: bool
+    batchnorm_recalibration: int
 
     @classmethod
     def from_mapping(cls, training: Mapping) -> TrainingConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(training) - known)
-        if unknown:
-            raise ConfigError(f"training: unknown key(s) {unknown}; known: {sorted(known)}")
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in training]
-        if missing:
-            raise ConfigError(f"training: missing key(s) {missing}")
-        cfg = cls(**dict(training))
-        if not (isinstance(cfg.learning_rate, (int, float)) and cfg.learning_rate > 0):
-            raise ConfigError(f"training.learning_rate: a positive number is required, got {cfg.learning_rate!r}")
-        for name, low in (
-            ("batch_size", 1),
-            ("max_epochs", 1),
-            ("patience", 1),
-            ("iterations_per_epoch", 1),
-            ("samples_per_volume", 1),
-            ("queue_length", 1),
-            ("num_workers", 0),
-            ("batchnorm_recalibration", 0),
-        ):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"training.{name}: an integer >= {low} is required, got {value!r}")
-        probs = cfg.label_probabilities
-        if (
-            not isinstance(probs, Mapping)
-            or set(probs) != {"background", "liver", "tumor"}
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in probs.values())
-        ):
-            raise ConfigError(
-                "training.label_probabilities: non-negative weights for exactly the keys "
-                f"background, liver, tumor are required, got {probs!r}"
-            )
-        return cfg
+        """The section as checked by the schema; the keys it leaves out take the schema's defaults."""
+        values = {f.name: schema_default(f"training.{f.name}") for f in fields(cls) if f.name not in training}
+        return cls(**values, **training)
 
     def sampler_probabilities(self, task: str) -> dict[int, float]:
-        """Class index -> patch-centre probability weight, for the task's classes."""
+        """Class index -> patch-centre probability weight, for the task's classes.
+
+        Raises ConfigError when every weight of the task's classes is 0 (which the schema
+        cannot tell: it depends on the model's task)."""
         names = augment.class_names(task)
         weights = {i: float(self.label_probabilities[name]) for i, name in enumerate(names)}
         if not any(weights.values()):
             raise ConfigError(f"training.label_probabilities: all weights of the {task} task's classes {names} are 0")
         return weights
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one training run reads, built once by `training_job` from the config the
+    schema validated (sections as in workflow/schemas/config.schema.yaml).
+
+    Attributes:
+        model_spec: the model's config entry with its patch size resolved: network
+            ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"), patch_size (3 ints).
+        training: the `training` section.
+        loss: the `loss` section (margin, alpha, dice_weight).
+        augmentation: the `augmentation` section (a probability per augmentation).
+        inference: the `inference` section (overlap, mode, sw_batch_size), for the
+            validation's sliding windows and the BatchNorm recalibration.
+        ahnet: the `ahnet` section (layers, psp_block_num, encoder, imagenet_weights).
+        dynunet: the `dynunet` section (filters).
+        median_spacing: the training subjects' median voxel spacing (DynUNet's plan).
+        seed: the job's seed (jobs.job_seed): initial weights, patches, augmentations.
+        encoder_path: an AHNet's 2D encoder file, the one `ahnet.encoder` names
+            (encoders.py); None for "none" and for a DynUNet.
+        device: cpu, cuda or cuda:N (None: CUDA when available).
+        threads: torch's CPU threads (None: every CPU this process may use).
+    """
+
+    model_spec: dict
+    training: TrainingConfig
+    loss: dict
+    augmentation: dict
+    inference: dict
+    ahnet: dict
+    dynunet: dict
+    median_spacing: tuple[float, ...]
+    seed: int
+    encoder_path: str | None = None
+    device: str | None = None
+    threads: int | None = None
+
+
+def training_job(
+    config: Mapping,
+    model_spec: Mapping,
+    *,
+    median_spacing: Sequence[float],
+    seed: int,
+    encoder_path: str | os.PathLike | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> TrainingJob:
+    """The TrainingJob of one model from the validated config (config.check_config).
+
+    Args:
+        config: the whole config, validated and with the schema's defaults filled in.
+        model_spec: the model's entry of `models`, its patch_size resolved to 3 ints.
+        median_spacing: the training subjects' median voxel spacing.
+        seed: the job's seed.
+        encoder_path: the encoder file an AHNet's `ahnet.encoder` needs; ignored for a DynUNet.
+        device: cpu, cuda or cuda:N (None: CUDA when available).
+        threads: torch's CPU threads (None: every CPU this process may use).
+
+    Raises:
+        ConfigError: an AHNet's encoder setting and file disagree (only "none" starts
+            from random weights), or an unknown task.
+    """
+    network = str(model_spec["network"])
+    if network == "ahnet":  # an encoder setting never starts from random weights unless it says "none"
+        check_encoder_source(config["ahnet"]["encoder"], encoder_path)
+    augment.class_names(str(model_spec["task"]))  # checks the task
+    return TrainingJob(
+        model_spec={
+            "network": network,
+            "task": str(model_spec["task"]),
+            "patch_size": [int(s) for s in model_spec["patch_size"]],
+        },
+        training=TrainingConfig.from_mapping(config["training"]),
+        loss=_plain(config["loss"]),
+        augmentation=_plain(config["augmentation"]),
+        inference=_plain(config["inference"]),
+        ahnet=_plain(config["ahnet"]),
+        dynunet=_plain(config["dynunet"]),
+        median_spacing=tuple(float(s) for s in median_spacing),
+        seed=int(seed),
+        encoder_path=str(encoder_path) if network == "ahnet" and encoder_path is not None else None,
+        device=device,
+        threads=threads,
+    )
 
 
 def _finished(state: TrainingState, cfg: TrainingConfig) -> bool:
@@ -147,78 +206,37 @@ class TrainingInterrupted(Exception):
 def train_model(
     train_records: Sequence[Mapping],
     val_records: Sequence[Mapping],
-    *,
-    model: Mapping,
-    ahnet_cfg: Mapping,
-    dynunet_cfg: Mapping | None,
-    training: Mapping,
-    loss: Mapping,
-    augmentation: Mapping,
+    job: TrainingJob,
     out_dir: str | os.PathLike,
-    seed: int,
-    encoder_path: str | None = None,
-    median_spacing: Sequence[float] | None = None,
-    device: str | torch.device | None = None,
-    inference: Mapping | None = None,
-    threads: int | None = None,
 ) -> None:
     """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
 
-    `model`: network ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"),
-    patch_size (3 ints). `loss`: margin, alpha. `inference`: overlap, mode, sw_batch_size
-    of the validation's sliding windows. `threads`: torch CPU threads (default: all
-    CPUs this process may use). `encoder_path`: for an AHNet, the file ahnet_cfg's
-    "encoder" names (encoders.py), None only for "none". Resumes from
-    out_dir/checkpoint.pt when present.
+    Resumes from out_dir/checkpoint.pt when present. Each epoch: `_on_epoch_start` (seeds),
+    the training steps, the BatchNorm recalibration where configured, the validation, and
+    `_on_epoch_end` (best weights, history, checkpoint).
+
+    Raises:
+        InputError: no training or validation subjects, a subject's files, a checkpoint
+            that cannot be read or was written for another setup.
+        SystemExit(143): SIGTERM; the checkpoint holds the last completed epoch.
     """
-    cfg = TrainingConfig.from_mapping(training)
-    for section, mapping, keys in (
-        ("model", model, ("network", "task", "patch_size")),
-        ("loss", loss, ("margin", "alpha")),
-    ):
-        missing = [k for k in keys if k not in mapping]
-        if missing:
-            raise ConfigError(f"{section}: missing key(s) {missing}")
-    if model["network"] == "ahnet":  # an encoder setting never starts from random weights unless it says "none"
-        check_encoder_source(dict(ahnet_cfg).get("encoder"), encoder_path)
-    task = str(model["task"])
-    patch_size = [int(s) for s in model["patch_size"]]
     if not train_records:
         raise InputError("train_model: no training subjects")
     if not val_records:
         raise InputError("train_model: no validation subjects (early stopping needs them)")
-    window = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2, **dict(inference or {})}
+    cfg, task, patch_size = job.training, job.model_spec["task"], job.model_spec["patch_size"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = setup_torch(device, threads)
-
-    spec = {
-        "network": str(model["network"]),
-        "task": task,
-        "out_channels": out_channels(task),
-        "class_names": augment.class_names(task),
-        "patch_size": patch_size,
-        "ahnet_cfg": _plain(ahnet_cfg),
-        "dynunet_cfg": _plain(dynunet_cfg),
-        "median_spacing": None if median_spacing is None else [float(s) for s in median_spacing],
-    }
-    fingerprint = {
-        "spec": spec,
-        "seed": int(seed),
-        "loss": _plain(loss),
-        "augmentation": _plain(augmentation),
-        "training": {k: _plain(v) for k, v in training.items() if k not in RESUMABLE_CHANGES},
-        "train": [str(r["subject"]) for r in train_records],
-        "validation": [str(r["subject"]) for r in val_records],
-        "encoder": None if encoder_path is None else os.path.basename(str(encoder_path)),
-    }
+    device = setup_torch(job.device, job.threads)
+    spec = _network_spec(job)
+    fingerprint = _fingerprint(job, spec, train_records, val_records)
     # Build everything that reads data first: a bad file stops the job before training.
-    dataset, sampler = training_patches(train_records, task, patch_size, augmentation, cfg)
+    dataset, sampler = training_patches(train_records, task, patch_size, job.augmentation, cfg)
     validation = [_load_volume(r, task) for r in val_records]
 
-    _seed_everything(int(seed))
-    net = _build_network(spec, encoder_path=encoder_path if spec["network"] == "ahnet" else None).to(device)
-    criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, loss, device)
+    _seed_everything(job.seed)
+    net = _build_network(spec, job.encoder_path).to(device)
+    criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, job.loss, device)
     state = TrainingState(history=[])
     checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
@@ -229,42 +247,15 @@ def train_model(
         try:
             while not _finished(state, cfg):
                 epoch = state.epoch + 1
-                _seed_everything(_epoch_seed(int(seed), epoch))
-                start = time.perf_counter()
+                start = _on_epoch_start(job.seed, epoch)
                 steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
                 if cfg.batchnorm_recalibration:
-                    volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
-                        list(train_records), min(cfg.batchnorm_recalibration, len(train_records))
-                    )
-                    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, window, device)
-                val_loss, val_dice = _validate(net, validation, criterion, spec, window, device, stop)
-                improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
-                if improved:
-                    state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
-                    state.best_state = cpu_copy(net.state_dict())
-                else:
-                    state.since_best += 1
-                row = {
-                    "epoch": epoch,
-                    "train_loss": steps.loss,
-                    "val_loss": val_loss,
-                    **{f"val_dice_{name}": value for name, value in val_dice.items()},
-                    "val_dice_mean": float(np.mean(list(val_dice.values()))),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - start,
-                    "data_seconds": steps.data_seconds,
-                    "step_seconds": steps.step_seconds,
-                    "is_best": improved,
-                }
-                state.history.append(row)
-                state.epoch = epoch
+                    _recalibrate_on_training_volumes(net, train_records, job, epoch, device)
+                val_loss, val_dice = _validate(net, validation, criterion, spec, job.inference, device, stop)
+                _on_epoch_end(state, epoch, net, optimizer, scaler, steps, val_loss, val_dice, start)
                 if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
                     save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
-                _log(
-                    f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
-                    f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
-                    f"waited for data {steps.wait_share:.0%} of the training loop's time"
-                )
+                _log_epoch(state.history[-1], steps)
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
@@ -275,6 +266,85 @@ def train_model(
     plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
     if not cfg.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
+
+
+def _network_spec(job: TrainingJob) -> dict:
+    """What model.pt records to rebuild the network (checkpoints.network_from_spec)."""
+    task = job.model_spec["task"]
+    return {
+        "network": job.model_spec["network"],
+        "task": task,
+        "out_channels": out_channels(task),
+        "class_names": augment.class_names(task),
+        "patch_size": job.model_spec["patch_size"],
+        "ahnet_cfg": job.ahnet,
+        "dynunet_cfg": job.dynunet,
+        "median_spacing": list(job.median_spacing),
+    }
+
+
+def _fingerprint(job: TrainingJob, spec: dict, train_records, val_records) -> dict:
+    """What a checkpoint must have been written for to resume from it."""
+    return {
+        "spec": spec,
+        "seed": job.seed,
+        "loss": job.loss,
+        "augmentation": job.augmentation,
+        "training": {k: _plain(v) for k, v in asdict(job.training).items() if k not in RESUMABLE_CHANGES},
+        "train": [str(r["subject"]) for r in train_records],
+        "validation": [str(r["subject"]) for r in val_records],
+        "encoder": None if job.encoder_path is None else os.path.basename(job.encoder_path),
+    }
+
+
+def _on_epoch_start(seed: int, epoch: int) -> float:
+    """Seed torch, NumPy and `random` from (seed, epoch); the epoch's start time."""
+    _seed_everything(_epoch_seed(seed, epoch))
+    return time.perf_counter()
+
+
+def _recalibrate_on_training_volumes(net, train_records, job: TrainingJob, epoch: int, device) -> None:
+    """recalibrate_batchnorm on `batchnorm_recalibration` training volumes drawn for the epoch."""
+    count = min(job.training.batchnorm_recalibration, len(train_records))
+    volumes = random.Random(_epoch_seed(job.seed, epoch)).sample(list(train_records), count)
+    task, patch_size = job.model_spec["task"], job.model_spec["patch_size"]
+    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, job.inference, device)
+
+
+def _on_epoch_end(
+    state: TrainingState, epoch: int, net, optimizer, scaler, steps: StepTimes, val_loss, val_dice, start
+) -> None:
+    """Keep the weights of the lowest validation loss, count the epochs since, add the
+    epoch's history row."""
+    improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
+    if improved:
+        state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
+        state.best_state = cpu_copy(net.state_dict())
+    else:
+        state.since_best += 1
+    state.history.append(
+        {
+            "epoch": epoch,
+            "train_loss": steps.loss,
+            "val_loss": val_loss,
+            **{f"val_dice_{name}": value for name, value in val_dice.items()},
+            "val_dice_mean": float(np.mean(list(val_dice.values()))),
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start,
+            "data_seconds": steps.data_seconds,
+            "step_seconds": steps.step_seconds,
+            "is_best": improved,
+        }
+    )
+    state.epoch = epoch
+
+
+def _log_epoch(row: Mapping, steps: StepTimes) -> None:
+    _log(
+        f"epoch {row['epoch']}: train loss {steps.loss:.4f}, val loss {row['val_loss']:.4f}, "
+        f"val Dice {row['val_dice_mean']:.3f}{' (best)' if row['is_best'] else ''}, "
+        f"waited for data {steps.wait_share:.0%} of the training loop's time"
+    )
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
@@ -345,7 +415,7 @@ def optimisation(
     criterion = MarginLabelSmoothing(
         margin=float(loss["margin"]),
         alpha=float(loss["alpha"]),
-        dice_weight=float(loss.get("dice_weight", 0.0)),
+        dice_weight=float(loss["dice_weight"]),
     )
     # fused: one kernel over all parameters, 4x faster on the CPU than the per-tensor loop
     # (AHNet's 22.6 M parameters: 30 ms instead of 120 ms per step).
