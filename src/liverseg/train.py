@@ -212,8 +212,8 @@ def train_model(
     """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
 
     Resumes from out_dir/checkpoint.pt when present. Each epoch: `_on_epoch_start` (seeds),
-    the training steps, the BatchNorm recalibration where configured, the validation, and
-    `_on_epoch_end` (best weights, history, checkpoint).
+    the training steps, the BatchNorm recalibration where configured, the validation,
+    `_on_epoch_end` (best weights, history), the checkpoint.
 
     Raises:
         InputError: no training or validation subjects, a subject's files, a checkpoint
@@ -252,7 +252,7 @@ def train_model(
                 if cfg.batchnorm_recalibration:
                     _recalibrate_on_training_volumes(net, train_records, job, epoch, device)
                 val_loss, val_dice = _validate(net, validation, criterion, spec, job.inference, device, stop)
-                _on_epoch_end(state, epoch, net, optimizer, scaler, steps, val_loss, val_dice, start)
+                _on_epoch_end(state, epoch, net, optimizer, steps, val_loss, val_dice, start)
                 if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
                     save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
                 _log_epoch(state.history[-1], steps)
@@ -312,7 +312,7 @@ def _recalibrate_on_training_volumes(net, train_records, job: TrainingJob, epoch
 
 
 def _on_epoch_end(
-    state: TrainingState, epoch: int, net, optimizer, scaler, steps: StepTimes, val_loss, val_dice, start
+    state: TrainingState, epoch: int, net, optimizer, steps: StepTimes, val_loss: float, val_dice: dict, start: float
 ) -> None:
     """Keep the weights of the lowest validation loss, count the epochs since, add the
     epoch's history row."""
