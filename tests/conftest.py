@@ -124,3 +124,18 @@ def torchvision_weights(tmp_path, monkeypatch):
     staged.rename(path)
     monkeypatch.setattr(imagenet, "SHA256_PREFIX", prefix)
     return path, state
+
+
+def training_job_of(settings: dict, encoder_path=None):
+    """The TrainingJob of a test's settings: the config sections (ahnet, dynunet, training,
+    loss, augmentation, inference) as given, and model, median_spacing, seed, threads."""
+    from liverseg.train import training_job
+
+    return training_job(
+        settings,
+        settings["model"],
+        median_spacing=settings["median_spacing"],
+        seed=settings["seed"],
+        encoder_path=encoder_path,
+        threads=settings["threads"],
+    )

@@ -57,7 +57,7 @@ def save_with_header_affine(path: Path, data: np.ndarray, affine: np.ndarray) ->
 def write_model(path: Path) -> Path:
     """A tiny trained-format 3-class DynUNet, written by training's own writer."""
     from liverseg.augment import class_names
-    from liverseg.train import _build_network, _State, _write_model
+    from liverseg.checkpoints import TrainingState, network_from_spec, write_model
 
     spec = {
         "network": "dynunet",
@@ -70,16 +70,16 @@ def write_model(path: Path) -> Path:
         "median_spacing": [2.0, 2.0, 3.0],
     }
     torch.manual_seed(0)
-    state = _State(
+    state = TrainingState(
         epoch=1,
         best_loss=0.5,
         best_epoch=1,
-        best_state=_build_network(spec, None).state_dict(),
+        best_state=network_from_spec(spec).state_dict(),
         since_best=0,
         history=[],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_model(path, spec, state)
+    write_model(path, spec, state)
     return path
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liverseg.config import check_config, validate_config
+from liverseg.config import SCHEMA_PATH, check_config, schema_default, validate_config
 from liverseg.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,3 +216,28 @@ def test_dynunet_start_check_passes_sizes_every_plan_takes(config, size):
     check_config(config, SCHEMA)
     for spacing in ([1, 1, 1], [0.7, 0.7, 4.0], [3.0, 0.7, 0.7], [1, 5, 1], [0.01, 9, 9]):
         dynunet_plan(spacing, size)
+
+
+def test_the_command_line_takes_its_defaults_from_the_schema():
+    """One home for every default: `liverseg predict` and `evaluate` use the workflow's."""
+    from liverseg.cli import build_parser
+
+    assert SCHEMA_PATH == SCHEMA.resolve()
+    parser = build_parser()
+    predict = parser.parse_args(["predict", "--models", "m", "--input", "i", "--output", "o"])
+    assert (predict.overlap, predict.sw_batch_size) == (
+        schema_default("inference.overlap"),
+        schema_default("inference.sw_batch_size"),
+    )
+    assert (
+        (predict.dilation_mm, predict.closing_mm)
+        == (5, 3)
+        == (
+            schema_default("postprocess.dilation_mm"),
+            schema_default("postprocess.closing_mm"),
+        )
+    )
+    evaluate = parser.parse_args(["evaluate", "--pred", "p", "--gt", "g", "--out", "o"])
+    assert evaluate.tolerance_mm == schema_default("evaluation.tolerance_mm") == 5
+    with pytest.raises(KeyError, match="models: no default"):
+        schema_default("models")

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_atlas
+from conftest import make_atlas, training_job_of
 
 from liverseg import imagenet
+from liverseg.checkpoints import load_model
 from liverseg.cohort import scan_dataset
 from liverseg.encoders import check_encoder_source
 from liverseg.errors import ConfigError, InputError
 from liverseg.imagenet import fetch_weights
-from liverseg.train import load_model, train_model
+from liverseg.train import train_model
 
 BOTH_WAYS = r"Get them one of two ways: run the workflow once where .* can be reached .* set ahnet\.imagenet_weights"
 
@@ -75,8 +76,8 @@ def training_kwargs(encoder: str, layers=(3, 4, 6, 3)) -> dict:
     """One step of an AHNet with a learning rate too small to move any weight."""
     return {
         "model": {"network": "ahnet", "task": "liver", "patch_size": [64, 64, 32]},
-        "ahnet_cfg": {"layers": list(layers), "psp_block_num": 1, "encoder": encoder},
-        "dynunet_cfg": {"filters": 4},
+        "ahnet": {"layers": list(layers), "psp_block_num": 1, "encoder": encoder},
+        "dynunet": {"filters": 4},
         "training": {
             "learning_rate": 1e-30,
             "batch_size": 1,
@@ -89,7 +90,7 @@ def training_kwargs(encoder: str, layers=(3, 4, 6, 3)) -> dict:
             "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
             "keep_checkpoint": False,
         },
-        "loss": {"margin": 10, "alpha": 0.1},
+        "loss": {"margin": 10, "alpha": 0.1, "dice_weight": 0},
         "augmentation": {k: 0.0 for k in ("flip", "affine", "contrast", "gamma", "bias_field", "noise")},
         "inference": {"overlap": 0.0, "mode": "constant", "sw_batch_size": 1},
         "seed": 0,
@@ -103,13 +104,8 @@ def test_ahnet_encoder_starts_from_the_imagenet_weights(torchvision_weights, rec
     """The paper's ResNet-50 AHNet trained from the ImageNet file: after a step that moves
     nothing, its encoder's kernels are the file's, RGB channels as the first kernel's taps."""
     path, state = torchvision_weights
-    train_model(
-        records["train"],
-        records["validation"],
-        out_dir=tmp_path / "model",
-        encoder_path=str(path),
-        **training_kwargs("imagenet"),
-    )
+    job = training_job_of(training_kwargs("imagenet"), str(path))
+    train_model(records["train"], records["validation"], job, tmp_path / "model")
     net, spec = load_model(tmp_path / "model" / "model.pt")
     weights = net.state_dict()
     assert spec["ahnet_cfg"]["encoder"] == "imagenet"
@@ -149,12 +145,6 @@ def test_no_setting_but_none_starts_from_random_weights(records, tmp_path, encod
     names (or with a file and 'none', or no setting at all) does not train."""
     kwargs = training_kwargs(encoder, layers=(1, 1, 1, 1))
     with pytest.raises(ConfigError, match=message):
-        train_model(
-            [{"subject": "never-read"}],
-            [{"subject": "never-read"}],
-            out_dir=tmp_path,
-            encoder_path=path,
-            **kwargs,
-        )
+        train_model([{"subject": "never-read"}], [{"subject": "never-read"}], training_job_of(kwargs, path), tmp_path)
     assert not any(tmp_path.iterdir())
     check_encoder_source("none", None)  # the one random start, and only when it is asked for

@@ -38,9 +38,12 @@ def image() -> np.ndarray:
     return (rng.normal(100, 20, (45, 38, 7)) + np.linspace(0, 50, 7)).astype(np.float32)
 
 
+WINDOW = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2}  # the sliding windows, as the config's inference
+
+
 @pytest.mark.parametrize("mode", ["gaussian", "constant"])
 def test_voxelwise_prediction_is_exact(image, mode):
-    probs = predict_volume(VoxelwiseNet(), image, (32, 32, 16), overlap=0.5, mode=mode)
+    probs = predict_volume(VoxelwiseNet(), image, (32, 32, 16), **{**WINDOW, "mode": mode})
     assert probs.shape == (2,) + image.shape and probs.dtype == np.float32
     expected_foreground = 1 / (1 + np.exp(2 * normalise(image)))  # softmax of (x, -x), class 1
     np.testing.assert_allclose(probs[1], expected_foreground, atol=1e-5)
@@ -51,7 +54,7 @@ def test_real_network_shape_and_probabilities(image):
     torch.manual_seed(0)
     net = build_network("dynunet", 3, (32, 32, 16), None, {"filters": 4}, (0.8, 0.8, 3.0))
     net.train()
-    probs = predict_volume(net, image, (32, 32, 16), overlap=0.5, sw_batch_size=3)
+    probs = predict_volume(net, image, (32, 32, 16), **{**WINDOW, "sw_batch_size": 3})
     assert probs.shape == (3,) + image.shape
     assert probs.min() >= 0
     np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-5)
@@ -59,7 +62,7 @@ def test_real_network_shape_and_probabilities(image):
 
 
 def test_logits_are_blended_network_outputs(image):
-    logits = sliding_window_logits(VoxelwiseNet(), image, (32, 32, 16), overlap=0.25)
+    logits = sliding_window_logits(VoxelwiseNet(), image, (32, 32, 16), **{**WINDOW, "overlap": 0.25})
     assert logits.shape == (1, 2) + image.shape and logits.dtype == torch.float32
     np.testing.assert_allclose(logits[0, 0].numpy(), normalise(image), atol=1e-5)
 
@@ -73,16 +76,16 @@ def test_logits_are_blended_network_outputs(image):
     ],
 )
 def test_bad_arguments(image, kwargs, message):
-    args = {"patch_size": (32, 32, 16), **kwargs}
+    args = {"patch_size": (32, 32, 16), **WINDOW, **kwargs}
     with pytest.raises(InputError, match=message):
         predict_volume(VoxelwiseNet(), image, **args)
 
 
 def test_bad_image():
     with pytest.raises(InputError, match="3D"):
-        predict_volume(VoxelwiseNet(), np.zeros((8, 8)), (8, 8, 8))
+        predict_volume(VoxelwiseNet(), np.zeros((8, 8)), (8, 8, 8), **WINDOW)
     with pytest.raises(InputError, match="NaN"):
-        predict_volume(VoxelwiseNet(), np.full((8, 8, 8), np.nan), (8, 8, 8))
+        predict_volume(VoxelwiseNet(), np.full((8, 8, 8), np.nan), (8, 8, 8), **WINDOW)
 
 
 # --------------------------------------------------------------------------- equality of results

@@ -17,11 +17,13 @@ import pytest
 import torch
 import torchio as tio
 
+from liverseg.checkpoints import load_model
 from liverseg.cohort import median_spacing, scan_dataset
+from liverseg.config import SCHEMA_PATH, validate_config
 from liverseg.infer import predict_volume
 from liverseg.io import load_nifti
 from liverseg.synthetic import write_synthetic_cohort
-from liverseg.train import TrainingConfig, load_model, patch_batches, train_model, training_patches
+from liverseg.train import TrainingConfig, patch_batches, train_model, training_job, training_patches
 
 SCALE = 6.0
 PATCH = [
@@ -40,7 +42,8 @@ TRAINING = {
     "num_workers": 0,
     "label_probabilities": {"background": 1, "liver": 1, "tumor": 1},
 }
-AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "noise": 0.2}
+AUGMENTATION = {"flip": 0.0, "affine": 0.2, "contrast": 0.2, "gamma": 0.2, "bias_field": 0.0, "noise": 0.2}
+INFERENCE = {"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4}
 LIVER_DICE = 0.7
 
 
@@ -59,21 +62,19 @@ def cohort_records(tmp_path_factory):
 def trained(cohort_records, tmp_path_factory):
     train, validation = cohort_records
     out = tmp_path_factory.mktemp("model")
-    train_model(
-        train,
-        validation,
-        model={"network": "dynunet", "task": "multiclass", "patch_size": PATCH},
-        ahnet_cfg={},
-        dynunet_cfg={"filters": 8},
-        training=TRAINING,
-        loss={"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
-        augmentation=AUGMENTATION,
-        inference={"overlap": 0.25, "mode": "gaussian", "sw_batch_size": 4},
-        out_dir=out,
-        seed=3,
-        median_spacing=median_spacing(train),
-        threads=2,
-    )
+    model_spec = {"network": "dynunet", "task": "multiclass", "patch_size": PATCH}
+    config = {
+        "dataset": {"source": "synthetic"},
+        "models": {"dynunet_multiclass": model_spec},
+        "dynunet": {"filters": 8},
+        "training": TRAINING,
+        "loss": {"margin": 10, "alpha": 0.1, "dice_weight": 1.0},
+        "augmentation": AUGMENTATION,
+        "inference": INFERENCE,
+    }
+    validate_config(config, SCHEMA_PATH)
+    job = training_job(config, model_spec, median_spacing=median_spacing(train), seed=3, threads=2)
+    train_model(train, validation, job, out)
     return out
 
 
@@ -93,7 +94,7 @@ def test_the_trained_model_segments_the_liver_it_did_not_see(trained, cohort_rec
     net, spec = load_model(trained / "model.pt", device="cpu")
     image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
     liver = np.rint(load_nifti(record["label"]).get_fdata(dtype=np.float32)) > 0
-    predicted = predict_volume(net, image, spec["patch_size"], overlap=0.25, device="cpu").argmax(axis=0) > 0
+    predicted = predict_volume(net, image, spec["patch_size"], **INFERENCE, device="cpu").argmax(axis=0) > 0
     dice = 2 * (predicted & liver).sum() / (predicted.sum() + liver.sum())
     assert dice >= LIVER_DICE, f"whole-liver Dice {dice:.3f}"
 

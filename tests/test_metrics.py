@@ -17,6 +17,7 @@ from liverseg.metrics import (
     _directed_distances,
     _surfel_area_table,
     burden_rmse,
+    dice,
     region_metrics,
     subject_metrics,
     tumor_burden,
@@ -124,6 +125,21 @@ def test_keys_in_order_and_floats():
     assert tuple(out) == METRIC_KEYS
     assert all(isinstance(v, float) for v in out.values())
     assert {m.column for m in CHALLENGE_METRICS} <= set(METRIC_KEYS)
+
+
+@pytest.mark.parametrize(
+    "gt, pred, expected",
+    [
+        ([0, 0, 0, 0], [0, 0, 0, 0], 1.0),  # nothing to find, none found (the challenge's rule)
+        ([1, 1, 0, 0], [0, 0, 0, 0], 0.0),
+        ([0, 0, 0, 0], [0, 1, 0, 0], 0.0),
+        ([1, 1, 0, 0], [0, 1, 1, 0], 0.5),
+    ],
+)
+def test_dice_and_its_empty_mask_rule(gt, pred, expected):
+    """The one Dice: what region_metrics reports and training's validation uses."""
+    gt, pred = (np.array(m, dtype=bool).reshape(1, 1, 4) for m in (gt, pred))
+    assert dice(gt, pred) == expected == region_metrics(gt, pred, (1.0, 1.0, 1.0))["dice"]
 
 
 def test_identical_volumes_score_perfectly():

@@ -87,6 +87,8 @@ def test_labels_outside_the_three_classes_are_refused(tmp_path):
 def test_bad_settings_and_bad_files_are_refused(subjects, tmp_path):
     with pytest.raises(ConfigError, match=r"pretrain\.crop 16"):
         pretrain_encoder(subjects, tmp_path / "e.pt", **{**SETTINGS, "crop": 16})
+    with pytest.raises(ConfigError, match=r"pretrain\.lr 0"):  # the config's key, not another name
+        pretrain_encoder(subjects, tmp_path / "e.pt", **{**SETTINGS, "lr": 0})
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(InputError, match=r"junk\.pt: not an encoder written by pretrain_encoder"):
         load_encoder(tmp_path / "junk.pt")

@@ -8,9 +8,9 @@ checkpoint, reruns it and compares every tensor with an uninterrupted run.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -24,18 +24,20 @@ import pandas as pd
 import pytest
 import torch
 import torchio as tio
-from conftest import phantom, write_pair
+from conftest import phantom, training_job_of, write_pair
 
+from liverseg.checkpoints import load_model
+from liverseg.config import SCHEMA_PATH, validate_config
 from liverseg.errors import ConfigError, InputError
 from liverseg.infer import predict_volume
 from liverseg.pretrain import load_encoder, pretrain_encoder
-from liverseg.train import load_model, optimisation, run_steps, train_model
+from liverseg.train import TrainingJob, optimisation, run_steps, train_model
 
 SPACING = (0.8, 0.8, 3.0)
 BASE = {
     "model": {"network": "dynunet", "task": "multiclass", "patch_size": [32, 32, 16]},
-    "ahnet_cfg": {"layers": [1, 1, 1, 1], "psp_block_num": 1, "encoder": "none"},
-    "dynunet_cfg": {"filters": 4},
+    "ahnet": {"layers": [1, 1, 1, 1], "psp_block_num": 1, "encoder": "none"},
+    "dynunet": {"filters": 4},
     "training": {
         "learning_rate": 2e-3,
         "batch_size": 2,
@@ -62,11 +64,12 @@ BASE = {
     "inference": {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2},
     "threads": 1,
 }
+SECTIONS = ("ahnet", "dynunet", "training", "loss", "augmentation", "inference")
 RUNNER = """
-import json, sys
+import pickle, sys
 from liverseg.train import train_model
-args = json.load(open(sys.argv[1]))
-train_model(args.pop("train"), args.pop("validation"), **args)
+args = pickle.load(open(sys.argv[1], "rb"))
+train_model(args["train"], args["validation"], args["job"], args["out_dir"])
 """
 
 
@@ -76,6 +79,19 @@ def variant(**changes) -> dict:
     for key, value in changes.items():
         (kwargs["training"] if key in kwargs["training"] else kwargs)[key] = value
     return kwargs
+
+
+def make_job(kwargs: dict, encoder_path=None) -> TrainingJob:
+    """The TrainingJob of `kwargs` as the workflow builds it: the config sections through
+    the schema (its defaults filled in), then training_job."""
+    config = {"dataset": {"source": "synthetic"}, "models": {"model": kwargs["model"]}}
+    config.update({section: kwargs[section] for section in SECTIONS})
+    validate_config(config, SCHEMA_PATH)  # fills kwargs' sections in place
+    return training_job_of(kwargs, encoder_path)
+
+
+def job(**changes) -> TrainingJob:
+    return make_job(variant(**changes))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +115,7 @@ def records(tmp_path_factory) -> dict:
 def reference(records, tmp_path_factory) -> Path:
     """An uninterrupted three-epoch run, checkpoint kept."""
     out = tmp_path_factory.mktemp("reference")
-    train_model(records["train"], records["validation"], out_dir=out, **variant())
+    train_model(records["train"], records["validation"], job(), out)
     return out
 
 
@@ -144,7 +160,7 @@ def test_outputs(reference, records):
     # model.pt holds the best weights, not the last ones
     assert_same_tensors(net.state_dict(), ckpt(reference)["best_state"])
     image = np.asarray(torch.rand(40, 40, 12))
-    probs = predict_volume(net, image, spec["patch_size"])
+    probs = predict_volume(net, image, spec["patch_size"], **BASE["inference"])
     assert probs.shape == (3, 40, 40, 12)
 
 
@@ -152,7 +168,7 @@ def tiny_training(device: torch.device | None = None) -> tuple:
     """A one-layer network and liverseg's loss, optimiser and gradient scaler for it."""
     device = device or torch.device("cpu")
     net = torch.nn.Conv3d(1, 3, 1).to(device)
-    return (net, *optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1}, device))
+    return (net, *optimisation(net, 1e-3, {"margin": 10, "alpha": 0.1, "dice_weight": 0}, device))
 
 
 def tiny_batches(delay_s: float = 0.0):
@@ -220,7 +236,7 @@ def test_run_steps_on_a_gpu_times_the_idle_device_by_events():
 
 def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path):
     """One epoch, then the run continued to three (max_epochs may change on resume)."""
-    train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(max_epochs=1))
+    train_model(records["train"], records["validation"], job(max_epochs=1), tmp_path)
     first = ckpt(tmp_path)
     assert first["epoch"] == 1 == first["best_epoch"]
     # an epoch that improved stores its weights once, for "model" and "best_state" both
@@ -228,7 +244,7 @@ def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path)
         first["model"][k].untyped_storage().data_ptr() == first["best_state"][k].untyped_storage().data_ptr()
         for k in first["model"]
     )
-    train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
+    train_model(records["train"], records["validation"], job(), tmp_path)
     assert_same_tensors(ckpt(tmp_path)["model"], ckpt(reference)["model"])
     assert_same_tensors(
         load_model(tmp_path / "model.pt")[0].state_dict(),
@@ -237,16 +253,13 @@ def test_same_seed_same_weights_resumed_in_process(reference, records, tmp_path)
 
 
 def start_job(records, out: Path, tmp_path: Path) -> subprocess.Popen:
-    args = {
-        "train": records["train"],
-        "validation": records["validation"],
-        "out_dir": str(out),
-        **variant(),
-    }
-    (tmp_path / "args.json").write_text(json.dumps(args))
+    args = {"train": records["train"], "validation": records["validation"], "job": job(), "out_dir": str(out)}
+    (tmp_path / "args.pickle").write_bytes(pickle.dumps(args))
     (tmp_path / "runner.py").write_text(RUNNER)
     with open(tmp_path / "job.log", "w") as log:  # a file, not a pipe: a full pipe would block the job
-        return subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "args.json")], stderr=log)
+        return subprocess.Popen(
+            [sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "args.pickle")], stderr=log
+        )
 
 
 def wait_for_first_checkpoint(job: subprocess.Popen, out: Path, timeout: float = 120) -> None:
@@ -268,7 +281,7 @@ def test_resume_after_kill_matches_uninterrupted_run(reference, records, tmp_pat
     assert 1 <= killed["epoch"] < 3, "the job must be killed before it finishes"
     assert not (out / "model.pt").exists()  # outputs only appear at the end
 
-    train_model(records["train"], records["validation"], out_dir=out, **variant())
+    train_model(records["train"], records["validation"], job(), out)
     assert f"after epoch {killed['epoch']}" in capsys.readouterr().err
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert history["epoch"].tolist() == [1, 2, 3]
@@ -299,7 +312,7 @@ def test_sigterm_checkpoints_and_exits_143(records, tmp_path, capsys):
         sender = threading.Thread(target=preempt)
         sender.start()
         with pytest.raises(SystemExit) as stopped:
-            train_model(records["train"], records["validation"], out_dir=out, **variant(max_epochs=50))
+            train_model(records["train"], records["validation"], job(max_epochs=50), out)
         sender.join()
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -308,12 +321,7 @@ def test_sigterm_checkpoints_and_exits_143(records, tmp_path, capsys):
     state = ckpt(out)
     assert 1 <= state["epoch"] < 50 and len(state["history"]) == state["epoch"]
     assert not (out / "model.pt").exists()
-    train_model(
-        records["train"],
-        records["validation"],
-        out_dir=out,
-        **variant(max_epochs=state["epoch"] + 1),
-    )
+    train_model(records["train"], records["validation"], job(max_epochs=state["epoch"] + 1), out)
     assert pd.read_csv(out / "history.tsv", sep="\t")["epoch"].tolist() == list(range(1, state["epoch"] + 2))
 
 
@@ -321,18 +329,8 @@ def test_early_stopping(records, tmp_path):
     """A learning rate too small to move a float32 weight: the validation loss never
     improves after epoch 1, so training stops after `patience` more epochs; the
     checkpoint goes once the outputs are written."""
-    train_model(
-        records["train"],
-        records["validation"],
-        out_dir=tmp_path,
-        **variant(
-            learning_rate=1e-30,
-            patience=2,
-            max_epochs=10,
-            iterations_per_epoch=1,
-            keep_checkpoint=False,
-        ),
-    )
+    slow = job(learning_rate=1e-30, patience=2, max_epochs=10, iterations_per_epoch=1, keep_checkpoint=False)
+    train_model(records["train"], records["validation"], slow, tmp_path)
     history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
     assert history["epoch"].tolist() == [1, 2, 3]
     assert history["is_best"].tolist() == [True, False, False]
@@ -343,37 +341,41 @@ def test_early_stopping(records, tmp_path):
 def test_damaged_checkpoint_is_never_replaced(records, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match=r"checkpoint.pt: cannot read checkpoint .*delete it"):
-        train_model(records["train"], records["validation"], out_dir=tmp_path, **variant())
+        train_model(records["train"], records["validation"], job(), tmp_path)
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"
 
 
 def test_checkpoint_of_another_setup_is_refused(reference, records, tmp_path):
     shutil.copy(reference / "checkpoint.pt", tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match=r"different setup \(training \(learning_rate\) changed\)"):
-        train_model(records["train"], records["validation"], out_dir=tmp_path, **variant(learning_rate=1e-3))
+        train_model(records["train"], records["validation"], job(learning_rate=1e-3), tmp_path)
     with pytest.raises(InputError, match=r"different setup \(train changed\)"):
-        train_model(records["train"][:2], records["validation"], out_dir=tmp_path, **variant())
+        train_model(records["train"][:2], records["validation"], job(), tmp_path)
 
 
 @pytest.mark.parametrize(
     "training, message",
     [
-        ({"patience": None}, r"training: missing key\(s\) \['patience'\]"),
-        ({"batch_size": 0}, r"training.batch_size: an integer >= 1"),
-        ({"batchnorm_recalibration": -1}, r"training.batchnorm_recalibration: an integer >= 0"),
-        ({"label_probabilities": {"background": 1, "liver": 1}}, "training.label_probabilities"),
-        ({"epochs": 3}, r"training: unknown key\(s\) \['epochs'\]"),
+        ({"batch_size": 0}, r"training\.batch_size: 0 is less than the minimum of 1"),
+        ({"batchnorm_recalibration": -1}, r"training\.batchnorm_recalibration: -1 is less than the minimum of 0"),
+        ({"label_probabilities": {"background": 1, "liver": 1}}, r"training\.label_probabilities\.tumor"),
+        ({"epochs": 3}, r"training\.epochs: unknown key"),
     ],
 )
-def test_bad_training_config(records, tmp_path, training, message):
+def test_bad_training_config_is_the_schemas_to_refuse(training, message):
+    """The schema checks the training section, once: the job is never built from it."""
     kwargs = variant()
-    for key, value in training.items():
-        if value is None:
-            del kwargs["training"][key]
-        else:
-            kwargs["training"][key] = value
+    kwargs["training"].update(training)
     with pytest.raises(ConfigError, match=message):
-        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+        make_job(kwargs)
+
+
+def test_label_weights_all_zero_for_the_task(records, tmp_path):
+    """What the schema cannot tell: the tumour model's classes (background, tumour) all 0."""
+    kwargs = variant(label_probabilities={"background": 0, "liver": 1, "tumor": 0})
+    kwargs["model"] = {"network": "dynunet", "task": "tumor", "patch_size": [32, 32, 16]}
+    with pytest.raises(ConfigError, match=r"training\.label_probabilities: all weights of the tumor task's"):
+        train_model(records["train"], records["validation"], make_job(kwargs), tmp_path)
 
 
 @pytest.mark.slow
@@ -401,14 +403,8 @@ def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
         keep_checkpoint=False,
     )
     kwargs["model"] = {"network": "ahnet", "task": "tumor", "patch_size": [64, 64, 32]}
-    kwargs["ahnet_cfg"]["encoder"] = "slices"
-    train_model(
-        records["train"],
-        records["validation"],
-        out_dir=tmp_path / "model",
-        encoder_path=str(encoder),
-        **kwargs,
-    )
+    kwargs["ahnet"]["encoder"] = "slices"
+    train_model(records["train"], records["validation"], make_job(kwargs, encoder_path=encoder), tmp_path / "model")
     net, spec = load_model(tmp_path / "model" / "model.pt")
     assert spec["out_channels"] == 2 and spec["class_names"] == ["background", "tumor"]
     kernel = load_encoder(encoder).state_dict()["layer1.0.conv1.weight"]
@@ -417,15 +413,15 @@ def test_ahnet_tumor_model_with_pretrained_encoder(records, tmp_path):
     assert "val_dice_tumor" in history.columns and "val_dice_liver" not in history.columns
 
 
-def test_missing_model_or_loss_keys(records, tmp_path):
+def test_the_job_takes_the_schemas_defaults_and_checks_the_encoder():
     kwargs = variant()
     del kwargs["loss"]["alpha"]
-    with pytest.raises(ConfigError, match=r"loss: missing key\(s\) \['alpha'\]"):
-        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+    assert make_job(kwargs).loss == {"margin": 10, "alpha": 0.1, "dice_weight": 0}
     kwargs = variant()
-    kwargs["model"] = {"network": "ahnet", "task": "lesion", "patch_size": [64, 64, 32]}
-    with pytest.raises(ConfigError, match="unknown task 'lesion'"):
-        train_model(records["train"], records["validation"], out_dir=tmp_path, **kwargs)
+    kwargs["model"] = {"network": "ahnet", "task": "liver", "patch_size": [64, 64, 32]}
+    kwargs["ahnet"]["encoder"] = "slices"
+    with pytest.raises(ConfigError, match="ahnet.encoder 'slices': no encoder file given"):
+        make_job(kwargs)
 
 
 def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():

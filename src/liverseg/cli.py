@@ -1,10 +1,13 @@
-"""The `liverseg` command: the library's steps for use outside Snakemake."""
+"""The `liverseg` command: the library's steps for use outside Snakemake.
+
+Its defaults are the workflow's (workflow/schemas/config.schema.yaml), read from the schema."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .config import schema_default
 from .errors import InputError
 
 
@@ -35,7 +38,7 @@ def _predict(args) -> None:
     from .ensemble import predict_images
 
     postprocess = {"dilation_mm": args.dilation_mm, "closing_mm": args.closing_mm}
-    inference = {"overlap": args.overlap, "mode": "gaussian", "sw_batch_size": args.sw_batch_size}
+    inference = {"overlap": args.overlap, "mode": schema_default("inference.mode"), "sw_batch_size": args.sw_batch_size}
     table = predict_images(
         args.models,
         args.input,
@@ -59,16 +62,21 @@ def _costs(args) -> None:
         print(f"-> {args.results_dir}/benchmarks/training.tsv, training.md")
 
 
+def _configured(parser: argparse.ArgumentParser, flag: str, type_, key: str, help_: str) -> None:
+    """An option whose default is the config key's, from the schema, shown by --help."""
+    parser.add_argument(flag, type=type_, default=schema_default(key), help=f"{help_} (default %(default)s: {key})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liverseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic ATLAS-like cohort in the official layout")
     synth.add_argument("out_dir")
-    synth.add_argument("--subjects", type=int, default=60, help="cross-validation subjects (default 60)")
-    synth.add_argument("--heldout", type=int, default=10, help="held-out images outside the cross-validation")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--scale", type=float, default=1.0, help="grid coarsening factor (1 = ATLAS-like voxels)")
+    _configured(synth, "--subjects", int, "dataset.synthetic.subjects", "cross-validation subjects")
+    _configured(synth, "--heldout", int, "dataset.synthetic.heldout", "held-out images outside the cross-validation")
+    _configured(synth, "--seed", int, "dataset.synthetic.seed", "the phantoms' random seed")
+    _configured(synth, "--scale", float, "dataset.synthetic.scale", "grid coarsening factor (1 = ATLAS-like voxels)")
     synth.add_argument(
         "--overwrite",
         action="store_true",
@@ -80,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pred", required=True, help="folder of predictions imN.nii.gz")
     evaluate.add_argument("--gt", required=True, help="folder of ground truths lbN.nii.gz")
     evaluate.add_argument("--out", required=True, help="output TSV, one row per subject")
-    evaluate.add_argument("--tolerance-mm", type=float, default=5.0, help="surface Dice tolerance (default 5)")
+    _configured(evaluate, "--tolerance-mm", float, "evaluation.tolerance_mm", "surface Dice tolerance")
     evaluate.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     evaluate.set_defaults(run=_evaluate)
 
@@ -96,10 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--input", required=True, help="a NIfTI image or a folder of them")
     predict.add_argument("--output", required=True, help="output folder: one segmentation per image, lesions.tsv")
-    predict.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
-    predict.add_argument("--sw-batch-size", type=int, default=2)
-    predict.add_argument("--dilation-mm", type=float, default=5.0, help="post-processing step 2 radius (default 5)")
-    predict.add_argument("--closing-mm", type=float, default=3.0, help="post-processing step 3 radius (default 3)")
+    _configured(predict, "--overlap", float, "inference.overlap", "sliding-window overlap")
+    _configured(predict, "--sw-batch-size", int, "inference.sw_batch_size", "sliding windows per forward pass")
+    _configured(predict, "--dilation-mm", float, "postprocess.dilation_mm", "post-processing step 2 radius")
+    _configured(predict, "--closing-mm", float, "postprocess.closing_mm", "post-processing step 3 radius")
     predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     predict.set_defaults(run=_predict)
 

@@ -11,9 +11,11 @@ Torch-free (patch_rules, not nets): Snakemake imports this module at every start
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -25,6 +27,9 @@ from .imagenet import how_to_get
 from .patch_rules import check_ahnet_patch_size, check_dynunet_patch_size
 
 RESNET50_LAYERS = [3, 4, 6, 3]
+# The one home of the config's keys, types and defaults: the workflow validates against it,
+# and the command line takes its defaults from it (liverseg is installed from its checkout).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def check_config(config: dict, schema_path: str | os.PathLike) -> None:
@@ -79,11 +84,28 @@ def _check_imagenet_encoder(ahnet: dict) -> None:
         raise ConfigError(f"ahnet.imagenet_weights {weights}: file not found. {how_to_get()}")
 
 
+def schema_default(key: str, schema_path: str | os.PathLike = SCHEMA_PATH):
+    """The schema's default of a key path such as "inference.overlap" (KeyError naming the
+    key when the schema gives it none)."""
+    node = _schema(str(schema_path))
+    try:
+        for part in key.split("."):
+            node = node["properties"][part]
+        return copy.deepcopy(node["default"])  # the cached schema stays as read
+    except KeyError:
+        raise KeyError(f"{key}: no default in {schema_path}") from None
+
+
+@lru_cache
+def _schema(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
 def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
     """Check `config` against the JSON schema at `schema_path` and fill in the schema's
     defaults (in place, as snakemake.utils.validate does); ConfigError naming the first
     offending key otherwise."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = yaml.safe_load(Path(schema_path).read_text())  # fresh: filling defaults shares them with `config`
     validator = _filling_defaults(validators.validator_for(schema))(schema)
     error = best_match(validator.iter_errors(config))
     if error is not None:

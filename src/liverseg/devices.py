@@ -1,4 +1,4 @@
-"""The torch device a user asks for, checked before any work.
+"""The torch device a user asks for, checked before any work, and the CPU threads torch uses.
 
 `torch.device("gpu")` raises a RuntimeError, and a CUDA device on a CPU-only build of
 torch fails only at the first tensor moved there, after the models were read: both are
@@ -7,11 +7,13 @@ a user's request that cannot be served here, so both become one InputError up fr
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import InputError
 
-__all__ = ["torch_device"]
+__all__ = ["setup_torch", "torch_device"]
 
 
 def torch_device(name: str | torch.device | None = None) -> torch.device:
@@ -40,3 +42,21 @@ def torch_device(name: str | torch.device | None = None) -> torch.device:
     elif device.type != "cpu":
         raise InputError(f"device {str(name)!r}: not supported; use cpu, cuda or cuda:N")
     return device
+
+
+def setup_torch(device: str | torch.device | None = None, threads: int | None = None) -> torch.device:
+    """What every job does before its first tensor: check the device (`torch_device`) and
+    give torch `threads` CPU threads (None: every CPU this process may use).
+
+    The scheduler grants the threads (Snakemake's threads, SLURM's --cpus-per-gpu); torch's
+    own default is the whole node's cores, which oversubscribes a shared node.
+    """
+    checked = torch_device(device)
+    torch.set_num_threads(int(threads) if threads else _usable_cpus())
+    return checked
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process is bound to
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1

@@ -62,7 +62,7 @@ def image_files(path) -> list[Path]:
 def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
     """Load the models; return the pipeline they form and {role: [(group, model, spec)]},
     the group being the folder that holds the model.pt (fold1, ...)."""
-    from .train import load_model
+    from .checkpoints import load_model
 
     roles: dict[str, list] = defaultdict(list)
     for path in model_files(paths):

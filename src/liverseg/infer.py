@@ -23,8 +23,8 @@ from .errors import InputError
 BLEND_MODES = ("gaussian", "constant")
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def model_device(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
 
 
 def autocast_for(device: torch.device):
@@ -35,35 +35,52 @@ def autocast_for(device: torch.device):
 
 
 def sliding_window_logits(
-    model: torch.nn.Module,
+    net: torch.nn.Module,
     image: np.ndarray,
     patch_size: Sequence[int],
-    overlap: float = 0.5,
-    mode: str = "gaussian",
-    sw_batch_size: int = 2,
+    *,
+    overlap: float,
+    mode: str,
+    sw_batch_size: int,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Blended network outputs (logits) for a raw image (H, W, D), the model in eval mode:
-    a float32 tensor (1, C, H, W, D) on `device` (default: the model's device, where the
-    model is moved)."""
-    was_training = model.training
-    model.eval()
+    """Blended network outputs (logits) for a raw image (H, W, D), the network in eval mode:
+    a float32 tensor (1, C, H, W, D) on `device` (default: the network's device, where the
+    network is moved).
+
+    Args:
+        net: the trained network (checkpoints.load_model).
+        image: the raw image (H, W, D), normalised here as in training.
+        patch_size: the window, the network's training patch size.
+        overlap: windows' overlap in [0, 1) (`inference.overlap`).
+        mode: "gaussian" or "constant" blending (`inference.mode`).
+        sw_batch_size: windows per forward pass (`inference.sw_batch_size`).
+        device: where the network runs (None: where it is).
+
+    Raises:
+        InputError: a bad image, patch size, overlap, mode or batch size.
+    """
+    was_training = net.training
+    net.eval()
     try:
-        return blend_windows(model, image, patch_size, overlap, mode, sw_batch_size, device)
+        return blend_windows(
+            net, image, patch_size, overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device
+        )
     finally:
-        model.train(was_training)
+        net.train(was_training)
 
 
 def blend_windows(
-    model: torch.nn.Module,
+    net: torch.nn.Module,
     image: np.ndarray,
     patch_size: Sequence[int],
-    overlap: float = 0.5,
-    mode: str = "gaussian",
-    sw_batch_size: int = 2,
+    *,
+    overlap: float,
+    mode: str,
+    sw_batch_size: int,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """`sliding_window_logits` in the model's current mode, without gradients (in train
+    """`sliding_window_logits` in the network's current mode, without gradients (in train
     mode, BatchNorm normalises each batch of `sw_batch_size` windows by its own statistics)."""
     patch_size = _check_patch_size(patch_size)
     if not 0 <= overlap < 1:
@@ -72,14 +89,14 @@ def blend_windows(
         raise InputError(f"inference mode must be one of {list(BLEND_MODES)}, got {mode!r}")
     if int(sw_batch_size) < 1:
         raise InputError(f"inference sw_batch_size must be >= 1, got {sw_batch_size}")
-    device = torch.device(device) if device is not None else model_device(model)
-    model.to(device)
+    device = torch.device(device) if device is not None else model_device(net)
+    net.to(device)
     data = normalise(image)
     tensor = torch.from_numpy(data)[None, None].to(device)
 
     def predictor(x: torch.Tensor) -> torch.Tensor:
         with autocast_for(device):
-            return model(x).float()
+            return net(x).float()
 
     with torch.no_grad():
         logits = sliding_window_inference(
@@ -96,16 +113,20 @@ def blend_windows(
 
 
 def predict_volume(
-    model: torch.nn.Module,
+    net: torch.nn.Module,
     image: np.ndarray,
     patch_size: Sequence[int],
-    overlap: float = 0.5,
-    mode: str = "gaussian",
-    sw_batch_size: int = 2,
+    *,
+    overlap: float,
+    mode: str,
+    sw_batch_size: int,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (C, H, W, D), float32, for a raw image (H, W, D)."""
-    logits = sliding_window_logits(model, image, patch_size, overlap, mode, sw_batch_size, device)
+    """Softmax probabilities (C, H, W, D), float32, for a raw image (H, W, D); arguments as
+    `sliding_window_logits`."""
+    logits = sliding_window_logits(
+        net, image, patch_size, overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device
+    )
     return torch.softmax(logits, dim=1)[0].cpu().numpy()
 
 

@@ -26,14 +26,6 @@ def fold_records(cohort_tsv, folds_json, fold: int) -> dict[str, list[dict]]:
     return {split: [records[s] for s in entry[split]] for split in ("train", "validation", "test")}
 
 
-def _limit_threads(threads: int | None) -> None:
-    """Use the CPUs the scheduler granted (Snakemake threads, SLURM --cpus-per-gpu), not the node's."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-
-
 def pretrain_job(
     cohort_tsv,
     folds_json,
@@ -48,13 +40,13 @@ def pretrain_job(
     """2.5D encoder pretraining on the fold's training subjects (AH-Net's recipe)."""
     from .pretrain import pretrain_encoder
 
-    _limit_threads(threads)
     split = fold_records(cohort_tsv, folds_json, fold)
     pretrain_encoder(
         split["train"],
         out_path,
         layers=ahnet["layers"],
         seed=job_seed(seed, "encoder", fold),
+        threads=threads,
         **pretrain,
     )
 
@@ -73,35 +65,23 @@ def train_job(
 ) -> None:
     """One training job: model `model_name` on fold `fold`."""
     from .nets import check_patch_size
-    from .train import train_model
+    from .train import train_model, training_job
 
     split = fold_records(cohort_tsv, folds_json, fold)
-    model = dict(config["models"][model_name])
-    model["patch_size"] = resolve_patch_size(model, json.loads(Path(patch_sizes_json).read_text()))
+    model_spec = dict(config["models"][model_name])
+    model_spec["patch_size"] = resolve_patch_size(model_spec, json.loads(Path(patch_sizes_json).read_text()))
+    spacing = median_spacing(split["train"])
     # Here the size is known even when "auto", and the error can name the model's config key.
-    check_patch_size(
-        model["network"],
-        model["patch_size"],
-        config["ahnet"],
-        median_spacing(split["train"]),
-        f"models.{model_name}",
-    )
-    train_model(
-        split["train"],
-        split["validation"],
-        model=model,
-        ahnet_cfg=config["ahnet"],
-        dynunet_cfg=config["dynunet"],
-        training=config["training"],
-        loss=config["loss"],
-        augmentation=config["augmentation"],
-        inference=config["inference"],
-        out_dir=out_dir,
+    check_patch_size(model_spec["network"], model_spec["patch_size"], config["ahnet"], spacing, f"models.{model_name}")
+    job = training_job(
+        config,
+        model_spec,
+        median_spacing=spacing,
         seed=job_seed(config["seed"], model_name, fold),
-        encoder_path=encoder_path if model["network"] == "ahnet" else None,
-        median_spacing=median_spacing(split["train"]),
+        encoder_path=encoder_path,
         threads=threads,
     )
+    train_model(split["train"], split["validation"], job, out_dir)
 
 
 def predict_job(
@@ -118,20 +98,21 @@ def predict_job(
     import numpy as np
     from tqdm import tqdm
 
+    from .checkpoints import load_model
+    from .devices import setup_torch
     from .infer import predict_volume
     from .io import load_nifti, save_probabilities
-    from .train import load_model
 
-    _limit_threads(threads)
+    device = setup_torch(None, threads)
     for fold, model_path in sorted(model_paths.items()):
-        model, spec = load_model(model_path)
+        net, spec = load_model(model_path, device)
         for record in tqdm(
             fold_records(cohort_tsv, folds_json, fold)["test"],
             desc=f"predict fold {fold}",
             unit="subject",
         ):
             image = load_nifti(record["image"]).get_fdata(dtype=np.float32)
-            probabilities = predict_volume(model, image, spec["patch_size"], **inference)
+            probabilities = predict_volume(net, image, spec["patch_size"], **inference)
             save_probabilities(Path(out_dir) / f"fold{fold}" / f"{record['subject']}.npz", probabilities)
 
 

@@ -125,6 +125,15 @@ def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], 
     return {key: out[key] for key in METRIC_KEYS}
 
 
+def dice(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Dice of two masks: 2|A∩B| / (|A| + |B|), 1 when both are empty (the challenge's rule:
+    nothing to find and none found is a perfect score)."""
+    gt = np.asarray(gt, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
+    total = int(np.count_nonzero(gt)) + int(np.count_nonzero(pred))
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(gt & pred)) / total
+
+
 def region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 5.0) -> dict:
     """Dice, surface Dice, HD, HD95 and ASSD of two binary masks (keys as REGION_METRICS)."""
     gt = np.asarray(gt, dtype=bool)
@@ -147,7 +156,7 @@ def _cropped_region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: np.ndarra
         return dict(dice=1.0, surface_dice=1.0, hd=0.0, hd95=0.0, assd=0.0)
     if n_gt == 0 or n_pred == 0:
         return dict(dice=0.0, surface_dice=0.0, hd=math.nan, hd95=math.nan, assd=math.nan)
-    dice = 2.0 * int(np.count_nonzero(gt & pred)) / (n_gt + n_pred)
+    overlap = dice(gt, pred)
 
     # medpy: voxel-centre surfaces, plain distances
     border_gt, border_pred = _medpy_border(gt), _medpy_border(pred)
@@ -168,7 +177,7 @@ def _cropped_region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: np.ndarra
     s_pred = _directed_distances(surf_pred, surf_gt, spacing)
     within = area_gt[s_gt <= tolerance_mm].sum() + area_pred[s_pred <= tolerance_mm].sum()
     surface_dice = float(within / (area_gt.sum() + area_pred.sum()))
-    return dict(dice=dice, surface_dice=surface_dice, hd=hd, hd95=hd95, assd=assd)
+    return dict(dice=overlap, surface_dice=surface_dice, hd=hd, hd95=hd95, assd=assd)
 
 
 def tumor_burden(labels: np.ndarray) -> float:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import setup_torch
 from .errors import ConfigError, InputError
 from .io import atomic_path, load_nifti
 from .nets import RESNET_INPLANES, ResNet2d, resnet2d
@@ -98,16 +99,30 @@ def pretrain_encoder(
     batch_size: int,
     lr: float,
     seed: int,
-    crop: int = 128,
+    crop: int,
     device: str | torch.device | None = None,
+    threads: int | None = None,
 ) -> None:
     """Train resnet2d(layers) with a light head on 2.5D slices and save the ResNet.
 
     Each epoch draws `slices_per_epoch` random crops (crop x crop, half of them centred
-    on a labelled voxel) from the subjects (cohort rows: "image", "label" paths) and
-    takes Adam steps on the cross-entropy. Writes, atomically, a dict
-    {"state_dict", "layers", "history" (mean loss per epoch), "crop", "seed"}.
-    Deterministic from `seed` on the CPU.
+    on a labelled voxel) from the subjects and takes Adam steps on the cross-entropy.
+    Writes, atomically, a dict {"state_dict", "layers", "history" (mean loss per epoch),
+    "crop", "seed"}. Deterministic from `seed` on the CPU.
+
+    Args:
+        subjects: cohort rows with "image" and "label" paths.
+        out_path: the encoder file to write.
+        layers: ResNet blocks per stage (`ahnet.layers`).
+        epochs, slices_per_epoch, batch_size, lr, crop: the config's `pretrain` section
+            (workflow/schemas/config.schema.yaml holds their defaults).
+        seed: seeds the crops and the initial weights.
+        device: cpu, cuda or cuda:N (None: CUDA when available).
+        threads: torch's CPU threads (None: every CPU this process may use).
+
+    Raises:
+        InputError: no subjects, or a subject's files cannot be read or do not match.
+        ConfigError: a setting out of range, named by its `pretrain.` key.
     """
     if not subjects:
         raise InputError("pretrain_encoder: no training subjects")
@@ -119,8 +134,8 @@ def pretrain_encoder(
     ):
         _check_positive(name, value, minimum)
     if not lr > 0:
-        raise ConfigError(f"pretrain.learning_rate {lr!r}: expected a positive number")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        raise ConfigError(f"pretrain.lr {lr!r}: expected a positive number")
+    device = setup_torch(device, threads)
 
     volumes = [_Volume(s, crop) for s in subjects]
     rng = np.random.default_rng(seed)

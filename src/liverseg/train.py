@@ -6,7 +6,7 @@ validated on whole volumes (Gaussian sliding windows, `infer`), and training sto
 the validation loss has not improved for `patience` epochs or at `max_epochs`; the
 weights of the lowest validation loss are kept.
 
-Resume and determinism: `checkpoint.pt` in the output folder is rewritten atomically at
+Resume and determinism: `checkpoint.pt` (checkpoints.py) in the output folder is rewritten atomically at
 the end of every epoch, with everything needed to continue. Every epoch starts by seeding
 torch, NumPy and `random` from (seed, epoch), and a fresh queue is built for it, so the
 patches and augmentations of an epoch do not depend on what ran before: a run resumed from
@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +46,25 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import augment
-from .checksums import DIGEST_KEY, model_digest, verify_model_digest
-from .config import out_channels
-from .devices import torch_device
+from .checkpoints import (
+    CHECKPOINT_NAME,
+    TrainingState,
+    cpu_copy,
+    load_checkpoint,
+    network_from_spec,
+    save_checkpoint,
+    write_model,
+)
+from .config import out_channels, schema_default
+from .devices import setup_torch
 from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
-from .io import atomic_path, write_tsv
+from .io import write_tsv
 from .losses import MarginLabelSmoothing
+from .metrics import dice
 from .sampling import LabelSampler, PatchSubjectsDataset
 
-MODEL_FORMAT = "liverseg.model/1"
-CHECKPOINT_FORMAT = "liverseg.checkpoint/1"
-CHECKPOINT_NAME = "checkpoint.pt"
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a volume
 # Keys whose change does not invalidate a checkpoint: they decide when or how fast
@@ -68,7 +74,8 @@ RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The `training` section of the config."""
+    """The `training` section of the config (workflow/schemas/config.schema.yaml documents
+    and checks each key; keys left out take the schema's defaults)."""
 
     learning_rate: float
     batch_size: int
@@ -78,49 +85,21 @@ class TrainingConfig:
     samples_per_volume: int
     queue_length: int
     label_probabilities: dict
-    num_workers: int = 0
-    keep_checkpoint: bool = False
-    batchnorm_recalibration: int = 0
+    num_workers: int
+    keep_checkpoint: bool
+    batchnorm_recalibration: int
 
     @classmethod
     def from_mapping(cls, training: Mapping) -> TrainingConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(training) - known)
-        if unknown:
-            raise ConfigError(f"training: unknown key(s) {unknown}; known: {sorted(known)}")
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in training]
-        if missing:
-            raise ConfigError(f"training: missing key(s) {missing}")
-        cfg = cls(**dict(training))
-        if not (isinstance(cfg.learning_rate, (int, float)) and cfg.learning_rate > 0):
-            raise ConfigError(f"training.learning_rate: a positive number is required, got {cfg.learning_rate!r}")
-        for name, low in (
-            ("batch_size", 1),
-            ("max_epochs", 1),
-            ("patience", 1),
-            ("iterations_per_epoch", 1),
-            ("samples_per_volume", 1),
-            ("queue_length", 1),
-            ("num_workers", 0),
-            ("batchnorm_recalibration", 0),
-        ):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"training.{name}: an integer >= {low} is required, got {value!r}")
-        probs = cfg.label_probabilities
-        if (
-            not isinstance(probs, Mapping)
-            or set(probs) != {"background", "liver", "tumor"}
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in probs.values())
-        ):
-            raise ConfigError(
-                "training.label_probabilities: non-negative weights for exactly the keys "
-                f"background, liver, tumor are required, got {probs!r}"
-            )
-        return cfg
+        """The section as checked by the schema; the keys it leaves out take the schema's defaults."""
+        values = {f.name: schema_default(f"training.{f.name}") for f in fields(cls) if f.name not in training}
+        return cls(**values, **training)
 
     def sampler_probabilities(self, task: str) -> dict[int, float]:
-        """Class index -> patch-centre probability weight, for the task's classes."""
+        """Class index -> patch-centre probability weight, for the task's classes.
+
+        Raises ConfigError when every weight of the task's classes is 0 (which the schema
+        cannot tell: it depends on the model's task)."""
         names = augment.class_names(task)
         weights = {i: float(self.label_probabilities[name]) for i, name in enumerate(names)}
         if not any(weights.values()):
@@ -128,21 +107,96 @@ class TrainingConfig:
         return weights
 
 
-@dataclass
-class _State:
-    """What changes from epoch to epoch, saved in the checkpoint."""
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one training run reads, built once by `training_job` from the config the
+    schema validated (sections as in workflow/schemas/config.schema.yaml).
 
-    epoch: int = 0
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_state: dict | None = None
-    since_best: int = 0
-    history: list | None = None
+    Attributes:
+        model_spec: the model's config entry with its patch size resolved: network
+            ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"), patch_size (3 ints).
+        training: the `training` section.
+        loss: the `loss` section (margin, alpha, dice_weight).
+        augmentation: the `augmentation` section (a probability per augmentation).
+        inference: the `inference` section (overlap, mode, sw_batch_size), for the
+            validation's sliding windows and the BatchNorm recalibration.
+        ahnet: the `ahnet` section (layers, psp_block_num, encoder, imagenet_weights).
+        dynunet: the `dynunet` section (filters).
+        median_spacing: the training subjects' median voxel spacing (DynUNet's plan).
+        seed: the job's seed (jobs.job_seed): initial weights, patches, augmentations.
+        encoder_path: an AHNet's 2D encoder file, the one `ahnet.encoder` names
+            (encoders.py); None for "none" and for a DynUNet.
+        device: cpu, cuda or cuda:N (None: CUDA when available).
+        threads: torch's CPU threads (None: every CPU this process may use).
+    """
 
-    def done(self, cfg: TrainingConfig) -> bool:
-        """Early stopping or the epoch cap (judged with the current config, so that a
-        finished run resumed with a larger max_epochs or patience goes on)."""
-        return self.since_best >= cfg.patience or self.epoch >= cfg.max_epochs
+    model_spec: dict
+    training: TrainingConfig
+    loss: dict
+    augmentation: dict
+    inference: dict
+    ahnet: dict
+    dynunet: dict
+    median_spacing: tuple[float, ...]
+    seed: int
+    encoder_path: str | None = None
+    device: str | None = None
+    threads: int | None = None
+
+
+def training_job(
+    config: Mapping,
+    model_spec: Mapping,
+    *,
+    median_spacing: Sequence[float],
+    seed: int,
+    encoder_path: str | os.PathLike | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> TrainingJob:
+    """The TrainingJob of one model from the validated config (config.check_config).
+
+    Args:
+        config: the whole config, validated and with the schema's defaults filled in.
+        model_spec: the model's entry of `models`, its patch_size resolved to 3 ints.
+        median_spacing: the training subjects' median voxel spacing.
+        seed: the job's seed.
+        encoder_path: the encoder file an AHNet's `ahnet.encoder` needs; ignored for a DynUNet.
+        device: cpu, cuda or cuda:N (None: CUDA when available).
+        threads: torch's CPU threads (None: every CPU this process may use).
+
+    Raises:
+        ConfigError: an AHNet's encoder setting and file disagree (only "none" starts
+            from random weights), or an unknown task.
+    """
+    network = str(model_spec["network"])
+    if network == "ahnet":  # an encoder setting never starts from random weights unless it says "none"
+        check_encoder_source(config["ahnet"]["encoder"], encoder_path)
+    augment.class_names(str(model_spec["task"]))  # checks the task
+    return TrainingJob(
+        model_spec={
+            "network": network,
+            "task": str(model_spec["task"]),
+            "patch_size": [int(s) for s in model_spec["patch_size"]],
+        },
+        training=TrainingConfig.from_mapping(config["training"]),
+        loss=_plain(config["loss"]),
+        augmentation=_plain(config["augmentation"]),
+        inference=_plain(config["inference"]),
+        ahnet=_plain(config["ahnet"]),
+        dynunet=_plain(config["dynunet"]),
+        median_spacing=tuple(float(s) for s in median_spacing),
+        seed=int(seed),
+        encoder_path=str(encoder_path) if network == "ahnet" and encoder_path is not None else None,
+        device=device,
+        threads=threads,
+    )
+
+
+def _finished(state: TrainingState, cfg: TrainingConfig) -> bool:
+    """Early stopping or the epoch cap (judged with the current config, so that a
+    finished run resumed with a larger max_epochs or patience goes on)."""
+    return state.since_best >= cfg.patience or state.epoch >= cfg.max_epochs
 
 
 class TrainingInterrupted(Exception):
@@ -152,130 +206,61 @@ class TrainingInterrupted(Exception):
 def train_model(
     train_records: Sequence[Mapping],
     val_records: Sequence[Mapping],
-    *,
-    model: Mapping,
-    ahnet_cfg: Mapping,
-    dynunet_cfg: Mapping | None,
-    training: Mapping,
-    loss: Mapping,
-    augmentation: Mapping,
+    job: TrainingJob,
     out_dir: str | os.PathLike,
-    seed: int,
-    encoder_path: str | None = None,
-    median_spacing: Sequence[float] | None = None,
-    device: str | torch.device | None = None,
-    inference: Mapping | None = None,
-    threads: int | None = None,
 ) -> None:
     """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
 
-    `model`: network ("ahnet" | "dynunet"), task ("multiclass" | "liver" | "tumor"),
-    patch_size (3 ints). `loss`: margin, alpha. `inference`: overlap, mode, sw_batch_size
-    of the validation's sliding windows. `threads`: torch CPU threads (default: all
-    CPUs this process may use). `encoder_path`: for an AHNet, the file ahnet_cfg's
-    "encoder" names (encoders.py), None only for "none". Resumes from
-    out_dir/checkpoint.pt when present.
+    Resumes from out_dir/checkpoint.pt when present. Each epoch: `_on_epoch_start` (seeds),
+    the training steps, the BatchNorm recalibration where configured, the validation,
+    `_on_epoch_end` (best weights, history), the checkpoint.
+
+    Raises:
+        InputError: no training or validation subjects, a subject's files, a checkpoint
+            that cannot be read or was written for another setup.
+        SystemExit(143): SIGTERM; the checkpoint holds the last completed epoch.
     """
-    cfg = TrainingConfig.from_mapping(training)
-    for section, mapping, keys in (
-        ("model", model, ("network", "task", "patch_size")),
-        ("loss", loss, ("margin", "alpha")),
-    ):
-        missing = [k for k in keys if k not in mapping]
-        if missing:
-            raise ConfigError(f"{section}: missing key(s) {missing}")
-    if model["network"] == "ahnet":  # an encoder setting never starts from random weights unless it says "none"
-        check_encoder_source(dict(ahnet_cfg).get("encoder"), encoder_path)
-    task = str(model["task"])
-    patch_size = [int(s) for s in model["patch_size"]]
     if not train_records:
         raise InputError("train_model: no training subjects")
     if not val_records:
         raise InputError("train_model: no validation subjects (early stopping needs them)")
-    window = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2, **dict(inference or {})}
+    cfg, task, patch_size = job.training, job.model_spec["task"], job.model_spec["patch_size"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device) if device is not None else _default_device()
-    torch.set_num_threads(int(threads) if threads else max(len(os.sched_getaffinity(0)), 1))
-
-    spec = {
-        "network": str(model["network"]),
-        "task": task,
-        "out_channels": out_channels(task),
-        "class_names": augment.class_names(task),
-        "patch_size": patch_size,
-        "ahnet_cfg": _plain(ahnet_cfg),
-        "dynunet_cfg": _plain(dynunet_cfg),
-        "median_spacing": None if median_spacing is None else [float(s) for s in median_spacing],
-    }
-    fingerprint = {
-        "spec": spec,
-        "seed": int(seed),
-        "loss": _plain(loss),
-        "augmentation": _plain(augmentation),
-        "training": {k: _plain(v) for k, v in training.items() if k not in RESUMABLE_CHANGES},
-        "train": [str(r["subject"]) for r in train_records],
-        "validation": [str(r["subject"]) for r in val_records],
-        "encoder": None if encoder_path is None else os.path.basename(str(encoder_path)),
-    }
+    device = setup_torch(job.device, job.threads)
+    spec = _network_spec(job)
+    fingerprint = _fingerprint(job, spec, train_records, val_records)
     # Build everything that reads data first: a bad file stops the job before training.
-    dataset, sampler = training_patches(train_records, task, patch_size, augmentation, cfg)
+    dataset, sampler = training_patches(train_records, task, patch_size, job.augmentation, cfg)
     validation = [_load_volume(r, task) for r in val_records]
 
-    _seed_everything(int(seed))
-    net = _build_network(spec, encoder_path=encoder_path if spec["network"] == "ahnet" else None).to(device)
-    criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, loss, device)
-    state = _State(history=[])
+    _seed_everything(job.seed)
+    net = _build_network(spec, job.encoder_path).to(device)
+    criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, job.loss, device)
+    state = TrainingState(history=[])
     checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
-        state = _load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
+        state = load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
         _log(f"resuming from {checkpoint} after epoch {state.epoch}")
 
     with _sigterm_flag() as stop:
         try:
-            while not state.done(cfg):
+            while not _finished(state, cfg):
                 epoch = state.epoch + 1
-                _seed_everything(_epoch_seed(int(seed), epoch))
-                start = time.perf_counter()
+                start = _on_epoch_start(job.seed, epoch)
                 steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
                 if cfg.batchnorm_recalibration:
-                    volumes = random.Random(_epoch_seed(int(seed), epoch)).sample(
-                        list(train_records), min(cfg.batchnorm_recalibration, len(train_records))
-                    )
-                    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, window, device)
-                val_loss, dice = _validate(net, validation, criterion, spec, window, device, stop)
-                improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
-                if improved:
-                    state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
-                    state.best_state = _cpu_copy(net.state_dict())
-                else:
-                    state.since_best += 1
-                row = {
-                    "epoch": epoch,
-                    "train_loss": steps.loss,
-                    "val_loss": val_loss,
-                    **{f"val_dice_{name}": value for name, value in dice.items()},
-                    "val_dice_mean": _nanmean(list(dice.values())),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - start,
-                    "data_seconds": steps.data_seconds,
-                    "step_seconds": steps.step_seconds,
-                    "is_best": improved,
-                }
-                state.history.append(row)
-                state.epoch = epoch
-                if cfg.keep_checkpoint or not state.done(cfg):  # else the last one would be deleted at once
-                    _save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
-                _log(
-                    f"epoch {epoch}: train loss {steps.loss:.4f}, val loss {val_loss:.4f}, "
-                    f"val Dice {row['val_dice_mean']:.3f}{' (best)' if improved else ''}, "
-                    f"waited for data {steps.wait_share:.0%} of the training loop's time"
-                )
+                    _recalibrate_on_training_volumes(net, train_records, job, epoch, device)
+                val_loss, val_dice = _validate(net, validation, criterion, spec, job.inference, device, stop)
+                _on_epoch_end(state, epoch, net, optimizer, steps, val_loss, val_dice, start)
+                if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
+                    save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
+                _log_epoch(state.history[-1], steps)
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
 
-    _write_model(out_dir / "model.pt", spec, state)
+    write_model(out_dir / "model.pt", spec, state)
     history = pd.DataFrame(state.history)
     write_tsv(out_dir / "history.tsv", history)
     plot_curves(history, out_dir / "curves.png", title=f"{spec['network']} {task}")
@@ -283,23 +268,83 @@ def train_model(
         checkpoint.unlink(missing_ok=True)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
-    """The trained network of a model.pt, in eval mode on `device`, and its spec
-    (network, task, out_channels, class_names, patch_size, ahnet_cfg, dynunet_cfg,
-    median_spacing, best_epoch, best_val_loss, epochs)."""
-    path = Path(path)
-    payload = _torch_load(path, "model")
-    if payload.get("format") != MODEL_FORMAT or "state_dict" not in payload or "spec" not in payload:
-        raise InputError(f"{path}: not a liverseg model file (format {payload.get('format')!r})")
-    verify_model_digest(payload, path)
-    device = torch_device(device)
-    spec = dict(payload["spec"])
-    net = _build_network(spec, encoder_path=None)
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the network its spec describes ({exc})") from exc
-    return net.to(device).eval(), spec
+def _network_spec(job: TrainingJob) -> dict:
+    """What model.pt records to rebuild the network (checkpoints.network_from_spec)."""
+    task = job.model_spec["task"]
+    return {
+        "network": job.model_spec["network"],
+        "task": task,
+        "out_channels": out_channels(task),
+        "class_names": augment.class_names(task),
+        "patch_size": job.model_spec["patch_size"],
+        "ahnet_cfg": job.ahnet,
+        "dynunet_cfg": job.dynunet,
+        "median_spacing": list(job.median_spacing),
+    }
+
+
+def _fingerprint(job: TrainingJob, spec: dict, train_records, val_records) -> dict:
+    """What a checkpoint must have been written for to resume from it."""
+    return {
+        "spec": spec,
+        "seed": job.seed,
+        "loss": job.loss,
+        "augmentation": job.augmentation,
+        "training": {k: _plain(v) for k, v in asdict(job.training).items() if k not in RESUMABLE_CHANGES},
+        "train": [str(r["subject"]) for r in train_records],
+        "validation": [str(r["subject"]) for r in val_records],
+        "encoder": None if job.encoder_path is None else os.path.basename(job.encoder_path),
+    }
+
+
+def _on_epoch_start(seed: int, epoch: int) -> float:
+    """Seed torch, NumPy and `random` from (seed, epoch); the epoch's start time."""
+    _seed_everything(_epoch_seed(seed, epoch))
+    return time.perf_counter()
+
+
+def _recalibrate_on_training_volumes(net, train_records, job: TrainingJob, epoch: int, device) -> None:
+    """recalibrate_batchnorm on `batchnorm_recalibration` training volumes drawn for the epoch."""
+    count = min(job.training.batchnorm_recalibration, len(train_records))
+    volumes = random.Random(_epoch_seed(job.seed, epoch)).sample(list(train_records), count)
+    task, patch_size = job.model_spec["task"], job.model_spec["patch_size"]
+    recalibrate_batchnorm(net, (_load_volume(r, task)[1] for r in volumes), patch_size, job.inference, device)
+
+
+def _on_epoch_end(
+    state: TrainingState, epoch: int, net, optimizer, steps: StepTimes, val_loss: float, val_dice: dict, start: float
+) -> None:
+    """Keep the weights of the lowest validation loss, count the epochs since, add the
+    epoch's history row."""
+    improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
+    if improved:
+        state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
+        state.best_state = cpu_copy(net.state_dict())
+    else:
+        state.since_best += 1
+    state.history.append(
+        {
+            "epoch": epoch,
+            "train_loss": steps.loss,
+            "val_loss": val_loss,
+            **{f"val_dice_{name}": value for name, value in val_dice.items()},
+            "val_dice_mean": float(np.mean(list(val_dice.values()))),
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start,
+            "data_seconds": steps.data_seconds,
+            "step_seconds": steps.step_seconds,
+            "is_best": improved,
+        }
+    )
+    state.epoch = epoch
+
+
+def _log_epoch(row: Mapping, steps: StepTimes) -> None:
+    _log(
+        f"epoch {row['epoch']}: train loss {steps.loss:.4f}, val loss {row['val_loss']:.4f}, "
+        f"val Dice {row['val_dice_mean']:.3f}{' (best)' if row['is_best'] else ''}, "
+        f"waited for data {steps.wait_share:.0%} of the training loop's time"
+    )
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
@@ -370,7 +415,7 @@ def optimisation(
     criterion = MarginLabelSmoothing(
         margin=float(loss["margin"]),
         alpha=float(loss["alpha"]),
-        dice_weight=float(loss.get("dice_weight", 0.0)),
+        dice_weight=float(loss["dice_weight"]),
     )
     # fused: one kernel over all parameters, 4x faster on the CPU than the per-tensor loop
     # (AHNet's 22.6 M parameters: 30 ms instead of 120 ms per step).
@@ -554,7 +599,11 @@ def recalibrate_batchnorm(net, images: Iterable[np.ndarray], patch_size, window:
 def _validate(
     net, validation, criterion, spec: Mapping, window: Mapping, device, stop: threading.Event
 ) -> tuple[float, dict[str, float]]:
-    """Mean whole-volume loss and per-class mean Dice over the validation subjects."""
+    """Mean whole-volume loss and per-class mean Dice over the validation subjects.
+
+    Dice follows the challenge's rule (metrics.dice): a subject whose volume and prediction
+    both lack a class scores 1 for it, so a validation subject without tumour counts in the
+    tumour mean (it scores 1 when no tumour is predicted, 0 when one is)."""
     losses, dices = [], []
     patch_size, names = spec["patch_size"], spec["class_names"][1:]
     for _subject, image, target in validation:
@@ -573,9 +622,9 @@ def _validate(
         with torch.no_grad():
             losses.append(float(criterion(logits, truth)))
         prediction = logits.argmax(dim=1)[0].cpu().numpy()
-        dices.append([_dice(prediction == c, target == c) for c in range(1, logits.shape[1])])
+        dices.append([dice(target == c, prediction == c) for c in range(1, logits.shape[1])])
     per_class = np.array(dices, dtype=float)
-    return float(np.mean(losses)), {name: _nanmean(per_class[:, i]) for i, name in enumerate(names)}
+    return float(np.mean(losses)), {name: float(np.mean(per_class[:, i])) for i, name in enumerate(names)}
 
 
 def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarray]:
@@ -589,17 +638,6 @@ def _load_volume(record: Mapping, task: str) -> tuple[str, np.ndarray, np.ndarra
     return str(record["subject"]), image, target
 
 
-def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean masks; NaN when both are empty (nothing to find, none found)."""
-    total = int(prediction.sum()) + int(truth.sum())
-    return float("nan") if total == 0 else 2.0 * int(np.logical_and(prediction, truth).sum()) / total
-
-
-def _nanmean(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-
 class _Forever(torch.utils.data.Sampler):
     """Indices without end: a queue ignores the index, and an epoch is counted in
     iterations, so every batch is full whatever the queue's nominal length."""
@@ -611,117 +649,17 @@ class _Forever(torch.utils.data.Sampler):
             index += 1
 
 
-# --- network, checkpoint, model file ---------------------------------------------------
+# --- network --------------------------------------------------------------------------
 
 
 def _build_network(spec: Mapping, encoder_path: str | None) -> torch.nn.Module:
-    from .nets import build_network, transfer_encoder
-
-    net = build_network(
-        spec["network"],
-        spec["out_channels"],
-        spec["patch_size"],
-        ahnet_cfg=spec["ahnet_cfg"],
-        dynunet_cfg=spec["dynunet_cfg"],
-        median_spacing=spec["median_spacing"],
-    )
+    """The spec's network, its encoder copied from `encoder_path`'s 2D network when given."""
+    net = network_from_spec(spec)
     if encoder_path is not None:
+        from .nets import transfer_encoder
+
         transfer_encoder(net, load_2d_encoder(spec["ahnet_cfg"]["encoder"], encoder_path))
     return net
-
-
-def _save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state: _State) -> None:
-    # An epoch that improved saves its weights once: torch.save writes a shared tensor once
-    # (an AHNet's weights are a third of the checkpoint), and loading shares it again.
-    model = state.best_state if state.best_epoch == state.epoch else net.state_dict()
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint,
-        "epoch": state.epoch,
-        "model": model,
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "best_loss": state.best_loss,
-        "best_epoch": state.best_epoch,
-        "best_state": state.best_state,
-        "since_best": state.since_best,
-        "history": state.history,
-        "rng": _rng_states(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> _State:
-    payload = _torch_load(path, "checkpoint")
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a liverseg checkpoint (format {payload.get('format')!r})")
-    saved = payload.get("fingerprint", {})
-    changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
-    if changed:
-        detail = ", ".join(changed)
-        if "training" in changed:
-            keys = set(saved.get("training", {})) | set(fingerprint["training"])
-            detail += (
-                " ("
-                + ", ".join(
-                    sorted(k for k in keys if saved.get("training", {}).get(k) != fingerprint["training"].get(k))
-                )
-                + ")"
-            )
-        raise InputError(f"{path}: written for a different setup ({detail} changed); delete it to train from scratch")
-    try:
-        net.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if scaler.is_enabled() and payload["scaler"]:
-            scaler.load_state_dict(payload["scaler"])
-        state = _State(
-            epoch=int(payload["epoch"]),
-            best_loss=float(payload["best_loss"]),
-            best_epoch=int(payload["best_epoch"]),
-            best_state=payload["best_state"],
-            since_best=int(payload["since_best"]),
-            history=list(payload["history"]),
-        )
-        _set_rng_states(payload["rng"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise InputError(
-            f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete it to train from scratch"
-        ) from exc
-    return state
-
-
-def _write_model(path: Path, spec: dict, state: _State) -> None:
-    spec = {
-        **spec,
-        "best_epoch": state.best_epoch,
-        "best_val_loss": state.best_loss,
-        "epochs": state.epoch,
-    }
-    payload = {
-        "format": MODEL_FORMAT,
-        "state_dict": state.best_state,
-        "spec": spec,
-        DIGEST_KEY: model_digest(state.best_state, spec),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _torch_load(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        # weights_only: a checkpoint holds only tensors and plain Python values, and
-        # loading one must never run code.
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        hint = "; delete it to train from scratch" if what == "checkpoint" else ""
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's messages run to pages
-        raise InputError(f"{path}: cannot read {what} ({type(exc).__name__}: {reason}){hint}") from exc
-    if not isinstance(payload, dict):
-        raise InputError(f"{path}: not a liverseg {what} file")
-    return payload
 
 
 # --- randomness, devices, signals ------------------------------------------------------
@@ -737,39 +675,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds every CUDA device too
 
 
-def _rng_states() -> dict:
-    """RNG states as tensors and plain values (loadable with weights_only=True)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [
-            name,
-            torch.from_numpy(keys.astype(np.int64)),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        ],
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping) -> None:
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @contextlib.contextmanager
 def _sigterm_flag() -> Iterator[threading.Event]:
     """An event set by SIGTERM while training runs; the previous handler comes back after."""
@@ -782,10 +687,6 @@ def _sigterm_flag() -> Iterator[threading.Event]:
         yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _cpu_copy(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
 
 
 def _plain(value):
