@@ -14,6 +14,8 @@ from liverseg.errors import InputError
 from liverseg.evaluate import evaluate_folders, evaluate_pairs, pair_folders
 from liverseg.metrics import METRIC_KEYS, subject_metrics
 
+TOLERANCE_MM = 5.0  # the challenge's surface-Dice tolerance
+
 SPACING = (0.8, 0.8, 3.0)
 AFFINE = np.diag([*SPACING, 1.0])
 
@@ -51,11 +53,11 @@ def folders(tmp_path):
 def test_evaluate_folders_pairs_computes_and_writes(folders, tmp_path):
     gt_dir, pred_dir, arrays = folders
     out = tmp_path / "metrics" / "m.tsv"
-    frame = evaluate_folders(pred_dir, gt_dir, out, jobs=1)
+    frame = evaluate_folders(pred_dir, gt_dir, out, tolerance_mm=TOLERANCE_MM, jobs=1)
     assert list(frame.columns) == ["subject", *METRIC_KEYS]
     assert list(frame.subject) == ["im0", "im1", "lb2"]
     for _, row in frame.iterrows():
-        expected = subject_metrics(*arrays[row.subject], SPACING)
+        expected = subject_metrics(*arrays[row.subject], SPACING, TOLERANCE_MM)
         assert row[list(METRIC_KEYS)].tolist() == pytest.approx(list(expected.values()), nan_ok=True)
     assert math.isnan(frame.set_index("subject").loc["im1", "tumor_hd"])
     text = out.read_text()
@@ -66,8 +68,8 @@ def test_evaluate_folders_pairs_computes_and_writes(folders, tmp_path):
 
 def test_parallel_equals_serial(folders, tmp_path):
     gt_dir, pred_dir, _ = folders
-    serial = evaluate_folders(pred_dir, gt_dir, tmp_path / "a.tsv", jobs=1)
-    parallel = evaluate_folders(pred_dir, gt_dir, tmp_path / "b.tsv", jobs=2)
+    serial = evaluate_folders(pred_dir, gt_dir, tmp_path / "a.tsv", tolerance_mm=TOLERANCE_MM, jobs=1)
+    parallel = evaluate_folders(pred_dir, gt_dir, tmp_path / "b.tsv", tolerance_mm=TOLERANCE_MM, jobs=2)
     pd.testing.assert_frame_equal(serial, parallel)
 
 
@@ -79,7 +81,7 @@ def test_orientation_is_made_canonical(tmp_path):
     flipped_affine[0, 3] = (gt.shape[0] - 1) * SPACING[0]
     save(tmp_path / "gt" / "lb4.nii.gz", gt)
     save(tmp_path / "pred" / "im4.nii.gz", gt[::-1].copy(), flipped_affine)
-    frame = evaluate_folders(tmp_path / "pred", tmp_path / "gt", tmp_path / "m.tsv", jobs=1)
+    frame = evaluate_folders(tmp_path / "pred", tmp_path / "gt", tmp_path / "m.tsv", tolerance_mm=TOLERANCE_MM, jobs=1)
     assert frame.loc[0, "liver_dice"] == 1.0 and frame.loc[0, "tumor_hd"] == 0.0
 
 
@@ -90,10 +92,13 @@ def test_evaluate_pairs_takes_explicit_subjects(folders):
             ("sub-b", gt_dir / "lb1.nii.gz", pred_dir / "im1.nii.gz"),
             ("sub-a", gt_dir / "lb0.nii.gz", pred_dir / "im0.nii.gz"),
         ],
+        tolerance_mm=TOLERANCE_MM,
         jobs=1,
     )
     assert list(frame.subject) == ["sub-b", "sub-a"]  # the order given
-    assert frame.loc[1, "liver_dice"] == pytest.approx(subject_metrics(*arrays["im0"], SPACING)["liver_dice"])
+    assert frame.loc[1, "liver_dice"] == pytest.approx(
+        subject_metrics(*arrays["im0"], SPACING, TOLERANCE_MM)["liver_dice"]
+    )
 
 
 def test_pair_folders_accepts_same_names_and_plain_nii(tmp_path):
@@ -104,7 +109,7 @@ def test_pair_folders_accepts_same_names_and_plain_nii(tmp_path):
 
 def _assert_fails_without_output(pred_dir, gt_dir, out, *needles):
     with pytest.raises(InputError) as info:
-        evaluate_folders(pred_dir, gt_dir, out, jobs=1)
+        evaluate_folders(pred_dir, gt_dir, out, tolerance_mm=TOLERANCE_MM, jobs=1)
     for needle in needles:
         assert needle in str(info.value)
     assert not out.exists()

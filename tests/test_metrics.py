@@ -23,6 +23,8 @@ from liverseg.metrics import (
     tumor_burden,
 )
 
+TOLERANCE_MM = 5.0  # the challenge's surface-Dice tolerance
+
 # surface-distance 0.1 imports from deprecated scipy namespaces
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:surface_distance")
 
@@ -121,7 +123,7 @@ def test_surface_dice_counts_a_surface_exactly_at_the_tolerance():
 
 def test_keys_in_order_and_floats():
     gt, pred = labelled_pair()
-    out = subject_metrics(gt, pred, (0.8, 0.8, 3.0))
+    out = subject_metrics(gt, pred, (0.8, 0.8, 3.0), TOLERANCE_MM)
     assert tuple(out) == METRIC_KEYS
     assert all(isinstance(v, float) for v in out.values())
     assert {m.column for m in CHALLENGE_METRICS} <= set(METRIC_KEYS)
@@ -139,12 +141,12 @@ def test_keys_in_order_and_floats():
 def test_dice_and_its_empty_mask_rule(gt, pred, expected):
     """The one Dice: what region_metrics reports and training's validation uses."""
     gt, pred = (np.array(m, dtype=bool).reshape(1, 1, 4) for m in (gt, pred))
-    assert dice(gt, pred) == expected == region_metrics(gt, pred, (1.0, 1.0, 1.0))["dice"]
+    assert dice(gt, pred) == expected == region_metrics(gt, pred, (1.0, 1.0, 1.0), TOLERANCE_MM)["dice"]
 
 
 def test_identical_volumes_score_perfectly():
     gt, _ = labelled_pair()
-    out = subject_metrics(gt, gt.copy(), (0.8, 0.8, 3.0))
+    out = subject_metrics(gt, gt.copy(), (0.8, 0.8, 3.0), TOLERANCE_MM)
     for region in ("liver", "tumor"):
         assert out[f"{region}_dice"] == 1.0 and out[f"{region}_surface_dice"] == 1.0
         assert out[f"{region}_hd"] == out[f"{region}_hd95"] == out[f"{region}_assd"] == 0.0
@@ -158,21 +160,21 @@ def test_empty_masks():
     with_tumor = liver_only.copy()
     with_tumor[8:10, 8:10, 2:4] = 2
 
-    both_empty = subject_metrics(liver_only, liver_only, (1, 1, 2))
+    both_empty = subject_metrics(liver_only, liver_only, (1, 1, 2), TOLERANCE_MM)
     assert (both_empty["tumor_dice"], both_empty["tumor_surface_dice"]) == (1.0, 1.0)
     assert both_empty["tumor_hd"] == both_empty["tumor_hd95"] == both_empty["tumor_assd"] == 0.0
 
     for gt, pred in [(with_tumor, liver_only), (liver_only, with_tumor)]:  # missed, or invented
-        one_empty = subject_metrics(gt, pred, (1, 1, 2))
+        one_empty = subject_metrics(gt, pred, (1, 1, 2), TOLERANCE_MM)
         assert (one_empty["tumor_dice"], one_empty["tumor_surface_dice"]) == (0.0, 0.0)
         assert all(math.isnan(one_empty[f"tumor_{k}"]) for k in ("hd", "hd95", "assd"))
         assert one_empty["liver_dice"] == 1.0
 
     nothing = np.zeros(shape, np.uint8)
-    empty_pred = subject_metrics(with_tumor, nothing, (1, 1, 2))
+    empty_pred = subject_metrics(with_tumor, nothing, (1, 1, 2), TOLERANCE_MM)
     assert empty_pred["liver_dice"] == 0.0 and math.isnan(empty_pred["liver_hd"])
     assert empty_pred["tumor_burden_pred"] == 0.0  # no liver: burden 0 by definition
-    all_empty = subject_metrics(nothing, nothing, (1, 1, 2))
+    all_empty = subject_metrics(nothing, nothing, (1, 1, 2), TOLERANCE_MM)
     assert all_empty["liver_dice"] == 1.0 and all_empty["tumor_burden_error"] == 0.0
 
 
@@ -183,7 +185,7 @@ def test_tumor_burden():
     assert tumor_burden(labels) == pytest.approx(100 / 500)
     pred = labels.copy()
     pred[1] = 2  # 200 tumour of 500
-    out = subject_metrics(labels, pred, (1, 1, 1))
+    out = subject_metrics(labels, pred, (1, 1, 1), TOLERANCE_MM)
     assert out["tumor_burden_true"] == pytest.approx(0.2)
     assert out["tumor_burden_pred"] == pytest.approx(0.4)
     assert out["tumor_burden_error"] == pytest.approx(0.2)
@@ -198,8 +200,8 @@ def test_burden_rmse():
 
 def test_accepts_float_and_integer_label_volumes():
     gt, pred = labelled_pair()
-    expected = subject_metrics(gt, pred, (0.8, 0.8, 3.0))
-    got = subject_metrics(gt.astype(np.float32), pred.astype(np.int16), (0.8, 0.8, 3.0))
+    expected = subject_metrics(gt, pred, (0.8, 0.8, 3.0), TOLERANCE_MM)
+    got = subject_metrics(gt.astype(np.float32), pred.astype(np.int16), (0.8, 0.8, 3.0), TOLERANCE_MM)
     assert got == expected
 
 
@@ -227,7 +229,7 @@ def test_accepts_float_and_integer_label_volumes():
 )
 def test_bad_input_raises_input_error(gt, pred, spacing, message):
     with pytest.raises(InputError, match=message):
-        subject_metrics(gt, pred, spacing)
+        subject_metrics(gt, pred, spacing, TOLERANCE_MM)
 
 
 @pytest.mark.parametrize("tolerance", [-1.0, float("nan"), "5"])

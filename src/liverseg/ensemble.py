@@ -60,14 +60,14 @@ def image_files(path) -> list[Path]:
 
 
 def load_ensemble(paths, device=None) -> tuple[str, dict[str, list]]:
-    """Load the models; return the pipeline they form and {role: [(group, model, spec)]},
+    """Load the models; return the pipeline they form and {role: [(group, net, spec)]},
     the group being the folder that holds the model.pt (fold1, ...)."""
     from .checkpoints import load_model
 
     roles: dict[str, list] = defaultdict(list)
     for path in model_files(paths):
-        model, spec = load_model(path, device=device)
-        roles[spec["task"]].append((path.parent.name, model, spec))
+        net, spec = load_model(path, device=device)
+        roles[spec["task"]].append((path.parent.name, net, spec))
     if set(roles) == {"multiclass"}:
         return "multiclass", dict(roles)
     if set(roles) == {"liver", "tumor"}:

@@ -43,7 +43,7 @@ def evaluate_folders(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
     out_tsv: str | os.PathLike,
-    tolerance_mm: float = 5.0,
+    tolerance_mm: float,
     jobs: int | None = None,
 ) -> pd.DataFrame:
     """Evaluate every prediction in `pred_dir` against `gt_dir`; write and return the table.
@@ -100,7 +100,7 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list
     return sorted(pairs, key=lambda p: natural_key(p[0]))
 
 
-def evaluate_pairs(pairs: list[Pair], tolerance_mm: float = 5.0, jobs: int | None = None) -> pd.DataFrame:
+def evaluate_pairs(pairs: list[Pair], tolerance_mm: float, jobs: int | None = None) -> pd.DataFrame:
     """Metrics of each (subject, ground truth path, prediction path), in parallel.
 
     Returns one row per subject, in the order given: `subject`, then METRIC_KEYS.

@@ -84,7 +84,7 @@ CHALLENGE_METRICS: tuple[ChallengeMetric, ...] = (
 )
 
 
-def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 5.0) -> dict:
+def subject_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], tolerance_mm: float) -> dict:
     """All challenge metrics of one prediction against its ground truth.
 
     `gt` and `pred` are label volumes (0 background, 1 liver, 2 tumour) of the same 3D
@@ -134,7 +134,7 @@ def dice(gt: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(gt & pred)) / total
 
 
-def region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 5.0) -> dict:
+def region_metrics(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float], tolerance_mm: float) -> dict:
     """Dice, surface Dice, HD, HD95 and ASSD of two binary masks (keys as REGION_METRICS)."""
     gt = np.asarray(gt, dtype=bool)
     pred = np.asarray(pred, dtype=bool)
