@@ -61,14 +61,14 @@ def liver_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     pred = np.zeros(SHAPE, np.uint8)
     ellipsoid(gt, 1, (256, 240, 40), (100, 75, 25))
     ellipsoid(pred, 1, (258, 238, 40), (98, 77, 25), rng, wobble=0.12)
-    tumours = [
+    tumors = [
         ((220, 230, 38), (12, 12, 4)),
         ((300, 260, 45), (8, 8, 3)),
         ((260, 190, 30), (5, 5, 2)),
     ]
-    for center, axes in tumours:
+    for center, axes in tumors:
         ellipsoid(gt, 2, center, axes)
-    for center, axes in tumours[:2]:  # the smallest one is missed
+    for center, axes in tumors[:2]:  # the smallest one is missed
         ellipsoid(pred, 2, tuple(c + 1 for c in center), axes, rng, wobble=0.3)
     ellipsoid(pred, 2, (200, 300, 42), (4, 4, 2))  # a false positive
     return gt, pred

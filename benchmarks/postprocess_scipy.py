@@ -41,11 +41,11 @@ def closing(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
 def multiclass(seg: np.ndarray, spacing, dilation_mm: float, closing_mm: float) -> np.ndarray:
     """postprocess.postprocess_multiclass, step by step with scipy.ndimage."""
     liver = ndimage.binary_fill_holes(largest_component(seg > 0))
-    tumour = seg == 2
+    tumor = seg == 2
     out = liver.astype(np.uint8)
-    out[tumour] = 2
+    out[tumor] = 2
     se = structuring_element(max(dilation_mm, float(np.linalg.norm(spacing))), spacing)
-    lesions, n = ndimage.label(tumour, STRUCTURE_26)
+    lesions, n = ndimage.label(tumor, STRUCTURE_26)
     for k in range(1, n + 1):
         if not (ndimage.binary_dilation(lesions == k, se) & (out == 1)).any():
             out[lesions == k] = 0

@@ -20,12 +20,12 @@ SPACING = (0.8, 0.8, 3.0)
 AFFINE = np.diag([*SPACING, 1.0])
 
 
-def labels(seed: int, shape=(24, 20, 8), tumour=True) -> np.ndarray:
+def labels(seed: int, shape=(24, 20, 8), tumor=True) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = np.zeros(shape, np.uint8)
     x, y = rng.integers(3, 6, size=2)
     out[x : x + 14, y : y + 10, 1:7] = 1
-    if tumour:
+    if tumor:
         out[x + 3 : x + 6, y + 2 : y + 5, 2:5] = 2
     return out
 
@@ -43,7 +43,7 @@ def folders(tmp_path):
     arrays = {}
     for i in range(3):
         gt = labels(i)
-        pred = labels(i + 10, tumour=(i != 1))  # subject 1: tumour missed
+        pred = labels(i + 10, tumor=(i != 1))  # subject 1: tumour missed
         save(gt_dir / f"lb{i}.nii.gz", gt)
         save(pred_dir / (f"im{i}.nii.gz" if i < 2 else f"lb{i}.nii.gz"), pred)
         arrays[f"im{i}" if i < 2 else f"lb{i}"] = (gt, pred)

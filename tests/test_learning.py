@@ -99,7 +99,7 @@ def test_the_trained_model_segments_the_liver_it_did_not_see(trained, cohort_rec
     assert dice >= LIVER_DICE, f"whole-liver Dice {dice:.3f}"
 
 
-def test_the_training_patches_are_centred_on_tumours_as_weighted(cohort_records):
+def test_the_training_patches_are_centred_on_tumors_as_weighted(cohort_records):
     """The patch stream the loop trains on (sampler, queue, augmentation) centres about a
     third of its patches on tumour, as the weights 1:1:1 ask: a sampler that never draws
     tumour centres none there."""

@@ -31,7 +31,7 @@ def two_lesions():
     return seg, prob
 
 
-def test_uncertainty_is_one_minus_the_mean_tumour_probability():
+def test_uncertainty_is_one_minus_the_mean_tumor_probability():
     seg, prob = two_lesions()
     table = lesion_table(seg, prob, (1.0, 1.0, 1.0), None, "im0")
     assert list(table.columns) == COLUMNS
@@ -42,7 +42,7 @@ def test_uncertainty_is_one_minus_the_mean_tumour_probability():
     assert table["status"].tolist() == ["", ""]  # no ground truth
 
 
-def test_status_is_tp_on_any_overlap_with_the_ground_truth_tumour():
+def test_status_is_tp_on_any_overlap_with_the_ground_truth_tumor():
     seg, prob = two_lesions()
     gt = np.zeros(seg.shape, np.uint8)
     gt[1:11, 1:11, 1:5] = 1
@@ -128,7 +128,7 @@ def test_lesions_in_a_one_voxel_wide_box_are_counted():
 # ------------------------------------------------------------- held-out lesions scored
 
 
-def test_fill_status_marks_a_lesion_touching_tumour_tp_and_one_apart_fp():
+def test_fill_status_marks_a_lesion_touching_tumor_tp_and_one_apart_fp():
     seg, prob = two_lesions()
     gt = np.zeros(seg.shape, np.uint8)
     gt[3, 3, 2] = 2  # one voxel of lesion 1

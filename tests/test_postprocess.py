@@ -57,7 +57,7 @@ def test_small_second_liver_component_is_removed():
     assert np.array_equal(dual, liver_block())
 
 
-def test_liver_hole_is_filled_and_a_tumour_in_it_stays_tumour():
+def test_liver_hole_is_filled_and_a_tumor_in_it_stays_tumor():
     seg = liver_block()
     seg[10:14, 10:14, 4:7] = 0  # an enclosed cavity
     seg[18:20, 18:20, 5] = 0  # another one, around a tumour
@@ -75,7 +75,7 @@ def test_a_notch_open_to_the_outside_is_not_a_hole():
     assert (out[10:14, 10:14, 2:7] == 0).all()
 
 
-def test_a_tumour_splitting_the_liver_keeps_both_halves():
+def test_a_tumor_splitting_the_liver_keeps_both_halves():
     seg = liver_block()
     seg[14:16, 5:25, 2:10] = 2  # a slab of tumour across the whole liver
     out = postprocess_multiclass(seg, ISO, dilation_mm=5, closing_mm=0)
@@ -85,7 +85,7 @@ def test_a_tumour_splitting_the_liver_keeps_both_halves():
 # --------------------------------------------------------------------------- step 2
 
 
-def test_tumour_far_outside_the_liver_is_removed_and_touching_one_kept():
+def test_tumor_far_outside_the_liver_is_removed_and_touching_one_kept():
     seg = liver_block((40, 30, 12))
     seg[25:27, 10:12, 4:6] = 2  # touches the liver face at x = 24
     seg[29:31, 10:12, 4:6] = 2  # 4 voxel gap (5 mm between centres): within 5 mm
@@ -109,7 +109,7 @@ def test_dilation_is_measured_in_millimetres():
     assert (out_fine == 2).sum() == 8 and (out_coarse == 2).sum() == 0
 
 
-def test_dual_binary_keeps_tumour_only_inside_the_liver():
+def test_dual_binary_keeps_tumor_only_inside_the_liver():
     liver = liver_block() > 0
     tumor = np.zeros(liver.shape, bool)
     tumor[20:28, 10:13, 4:6] = True  # straddles the liver face at x = 24
@@ -132,7 +132,7 @@ def test_raw_aggregation_keeps_the_models_outputs():
 # --------------------------------------------------------------------------- step 3
 
 
-def test_closing_fills_a_one_voxel_gap_in_a_tumour():
+def test_closing_fills_a_one_voxel_gap_in_a_tumor():
     seg = liver_block()
     seg[10:16, 8:22, 3:9] = 2
     seg[10:16, 15, 3:9] = 1  # a one-voxel cut through the lesion
@@ -146,7 +146,7 @@ def test_closing_fills_a_one_voxel_gap_in_a_tumour():
     assert (postprocess_multiclass(seg, ISO, dilation_mm=5, closing_mm=0)[10:16, 15, 3:9] == 1).all()
 
 
-def test_closing_adds_tumour_only_inside_the_liver():
+def test_closing_adds_tumor_only_inside_the_liver():
     seg = liver_block()
     # A lesion on the liver's face (x = 24) with a one-voxel notch open to the outside.
     seg[19:25, 8:22, 3:9] = 2
@@ -173,10 +173,10 @@ def test_closing_does_not_bridge_thick_slices():
 def test_empty_and_liverless_inputs():
     empty = np.zeros((8, 8, 4), np.uint8)
     assert not postprocess_multiclass(empty, ISO, dilation_mm=5, closing_mm=3).any()
-    only_tumour = empty.copy()
-    only_tumour[2:4, 2:4, 1:3] = 2
-    assert not postprocess_multiclass(only_tumour, ISO, dilation_mm=5, closing_mm=3).any()
-    assert not postprocess_dual_binary(empty > 0, only_tumour > 0, ISO, closing_mm=3).any()
+    only_tumor = empty.copy()
+    only_tumor[2:4, 2:4, 1:3] = 2
+    assert not postprocess_multiclass(only_tumor, ISO, dilation_mm=5, closing_mm=3).any()
+    assert not postprocess_dual_binary(empty > 0, only_tumor > 0, ISO, closing_mm=3).any()
 
 
 def test_closing_at_the_array_edge_behaves_as_on_an_unbounded_grid():
@@ -232,18 +232,18 @@ def random_volumes(count: int, seed: int = 0):
         shape = tuple(int(n) for n in rng.integers(10, 26, 3))
         spacing = (float(rng.uniform(0.5, 2.0)),) * 2 + (float(rng.uniform(1.0, 5.0)),)
         liver = ndimage.gaussian_filter(rng.standard_normal(shape), 1.5) > 0.05
-        tumour = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0) > 0.12
+        tumor = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0) > 0.12
         seg = liver.astype(np.uint8)
-        seg[tumour] = 2
-        yield seg, liver, tumour, spacing, float(rng.uniform(0, 8)), float(rng.uniform(0, 6))
+        seg[tumor] = 2
+        yield seg, liver, tumor, spacing, float(rng.uniform(0, 8)), float(rng.uniform(0, 6))
 
 
 def test_matches_the_plain_scipy_composition_on_random_volumes():
-    for seg, liver, tumour, spacing, dilation, closing in random_volumes(25):
+    for seg, liver, tumor, spacing, dilation, closing in random_volumes(25):
         got = postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing)
         assert np.array_equal(got, postprocess_scipy.multiclass(seg, spacing, dilation, closing))
-        got = postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing)
-        assert np.array_equal(got, postprocess_scipy.dual_binary(liver, tumour, spacing, closing))
+        got = postprocess_dual_binary(liver, tumor, spacing, closing_mm=closing)
+        assert np.array_equal(got, postprocess_scipy.dual_binary(liver, tumor, spacing, closing))
 
 
 def test_closing_never_makes_a_lesion_of_its_own():
@@ -252,10 +252,10 @@ def test_closing_never_makes_a_lesion_of_its_own():
     would be a lesion with a tumour probability near 0 in the uncertainty table)."""
     from liverseg.arrays import label_components
 
-    for seg, liver, tumour, spacing, dilation, closing in random_volumes(40, seed=1):
+    for seg, liver, tumor, spacing, dilation, closing in random_volumes(40, seed=1):
         for out in (
             postprocess_multiclass(seg, spacing, dilation_mm=dilation, closing_mm=closing),
-            postprocess_dual_binary(liver, tumour, spacing, closing_mm=closing),
+            postprocess_dual_binary(liver, tumor, spacing, closing_mm=closing),
         ):
             labels, n = label_components(out == 2)
-            assert set(np.unique(labels[tumour & (out == 2)])) >= set(range(1, n + 1))
+            assert set(np.unique(labels[tumor & (out == 2)])) >= set(range(1, n + 1))

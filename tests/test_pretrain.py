@@ -19,9 +19,9 @@ def write_subject(folder, index: int, shape=(64, 64, 8)) -> dict:
     h, w, d = shape
     y, x, z = np.meshgrid(np.arange(h), np.arange(w), np.arange(d), indexing="ij")
     liver = ((y - h / 2 - index) / (h / 3)) ** 2 + ((x - w / 2) / (w / 3)) ** 2 + ((z - d / 2) / (d / 2.5)) ** 2 < 1
-    tumour = liver & (((y - h / 2) / 4) ** 2 + ((x - w / 2 + 3) / 4) ** 2 < 1)
-    label = liver.astype(np.uint8) + tumour
-    image = rng.normal(100, 20, shape) + 150 * liver + 150 * tumour
+    tumor = liver & (((y - h / 2) / 4) ** 2 + ((x - w / 2 + 3) / 4) ** 2 < 1)
+    label = liver.astype(np.uint8) + tumor
+    image = rng.normal(100, 20, shape) + 150 * liver + 150 * tumor
     affine = np.diag([0.8, 0.8, 3.0, 1.0])
     paths = {"image": folder / f"im{index}.nii.gz", "label": folder / f"lb{index}.nii.gz"}
     nib.save(nib.Nifti1Image(image.astype(np.float32), affine), paths["image"])

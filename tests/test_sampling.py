@@ -17,14 +17,14 @@ from liverseg.sampling import CENTRES, LabelSampler, PatchSubjectsDataset
 from liverseg.train import TrainingConfig, patch_batches, training_patches
 
 
-def subject(shape, seed: int = 0, tumour: bool = True) -> tio.Subject:
+def subject(shape, seed: int = 0, tumor: bool = True) -> tio.Subject:
     rng = np.random.default_rng(seed)
     label = np.zeros(shape, np.uint8)
     h, w, d = shape
     label[h // 5 : 4 * h // 5, w // 4 : 3 * w // 4, 1 : d - 1] = 1
-    if tumour:
+    if tumor:
         label[h // 2 : h // 2 + 3, w // 2 : w // 2 + 2, d // 2 : d // 2 + 2] = 2
-    label[rng.random(shape) < 0.02] = 2 if tumour else 1  # scattered voxels: ragged class masks
+    label[rng.random(shape) < 0.02] = 2 if tumor else 1  # scattered voxels: ragged class masks
     image = rng.normal(size=shape).astype(np.float32)
     return tio.Subject(
         image=tio.ScalarImage(tensor=torch.from_numpy(image)[None]),
@@ -72,7 +72,7 @@ def test_distribution_equals_torchio_bit_for_bit(shape, patch, weights, block):
 
 def test_absent_class_is_skipped_as_torchio_does():
     """A weighted class with no voxel (no tumour in this subject) takes no share."""
-    subj = subject((64, 48, 20), tumour=False)
+    subj = subject((64, 48, 20), tumor=False)
     weights = {0: 1, 1: 2, 2: 4}
     centres = LabelSampler((32, 32, 16), "label", weights).distribution(subj, block=1)
     theirs = torchio_cdf(tio.LabelSampler((32, 32, 16), label_name="label", label_probabilities=weights), subj)
@@ -105,8 +105,8 @@ def test_sampled_centres_follow_the_class_weights():
     torch.manual_seed(0)
     label = subj["label"].data[0]
     centres = [p[tio.LOCATION][:3] + torch.tensor([8, 8, 4]) for p in sampler(subj, 2000)]
-    tumour = np.mean([int(label[tuple(c.tolist())]) == 2 for c in centres])
-    assert abs(tumour - 4 / 7) < 0.04
+    tumor = np.mean([int(label[tuple(c.tolist())]) == 2 for c in centres])
+    assert abs(tumor - 4 / 7) < 0.04
 
 
 def test_no_sampleable_voxel_names_the_label_file(tmp_path):

@@ -16,14 +16,14 @@ def probabilities(labels: np.ndarray, classes: int) -> np.ndarray:
     return out
 
 
-def test_dual_binary_aggregates_tumour_over_liver():
+def test_dual_binary_aggregates_tumor_over_liver():
     liver = np.zeros((12, 12, 4), np.uint8)
     liver[2:10, 2:10, :] = 1
-    tumour = np.zeros_like(liver)
-    tumour[4:6, 4:6, 1:3] = 1  # inside the liver
-    tumour[0, 0, 0] = 1  # outside: kept raw, removed by post-processing
+    tumor = np.zeros_like(liver)
+    tumor[4:6, 4:6, 1:3] = 1  # inside the liver
+    tumor[0, 0, 0] = 1  # outside: kept raw, removed by post-processing
     result = segment(
-        {"liver": probabilities(liver, 2), "tumor": probabilities(tumour, 2)},
+        {"liver": probabilities(liver, 2), "tumor": probabilities(tumor, 2)},
         (1, 1, 1),
         dilation_mm=2,
         closing_mm=1,
@@ -33,7 +33,7 @@ def test_dual_binary_aggregates_tumour_over_liver():
     assert result.tumor_probability[4, 4, 1] == np.float32(0.9)
 
 
-def test_multiclass_is_the_argmax_and_keeps_the_tumour_probability():
+def test_multiclass_is_the_argmax_and_keeps_the_tumor_probability():
     labels = np.zeros((12, 12, 4), np.uint8)
     labels[2:10, 2:10, :] = 1
     labels[5:7, 5:7, 1:3] = 2

@@ -101,7 +101,7 @@ def test_acquisitions_span_the_atlas_ranges_and_coarsen_with_scale():
         assert g.shape[0] * g.spacing[0] == pytest.approx(a.fov[0], rel=0.03)
 
 
-def _subject_with_tumour(phase: str, seed: int = 0, scale: float = 4.0):
+def _subject_with_tumor(phase: str, seed: int = 0, scale: float = 4.0):
     for index in range(20):
         s = draw_subject(seed, index, phase, scale)
         if (s.label == 2).sum() >= 10:
@@ -109,20 +109,20 @@ def _subject_with_tumour(phase: str, seed: int = 0, scale: float = 4.0):
     raise AssertionError("no subject with a tumour in 20")
 
 
-def test_tumours_lie_inside_the_liver():
-    s = _subject_with_tumour("portal")
-    liver, tumour = s.label == 1, s.label == 2
+def test_tumors_lie_inside_the_liver():
+    s = _subject_with_tumor("portal")
+    liver, tumor = s.label == 1, s.label == 2
     voxel_ml = float(np.prod(s.spacing)) / 1000
-    assert 1000 <= (liver | tumour).sum() * voxel_ml <= 2600  # ~1.2-2.2 L livers
-    lesions, n = ndimage.label(tumour, structure=np.ones((3, 3, 3)))
+    assert 1000 <= (liver | tumor).sum() * voxel_ml <= 2600  # ~1.2-2.2 L livers
+    lesions, n = ndimage.label(tumor, structure=np.ones((3, 3, 3)))
     assert n >= 1
     for k in range(1, n + 1):
-        ring = ndimage.binary_dilation(lesions == k, structure=np.ones((3, 3, 3))) & ~tumour
+        ring = ndimage.binary_dilation(lesions == k, structure=np.ones((3, 3, 3))) & ~tumor
         # A lesion's neighbourhood is liver (or another lesion), never only background.
         assert liver[ring].mean() > 0.3
 
 
-def test_every_subject_has_tumours_from_nodules_to_masses():
+def test_every_subject_has_tumors_from_nodules_to_masses():
     """As every ATLAS patient has an HCC: 1 to 8 lesions per subject, every label map holds
     tumour, and the cohort's lesions range from nodules of a few millilitres to masses."""
     volumes_ml = []
@@ -135,7 +135,7 @@ def test_every_subject_has_tumours_from_nodules_to_masses():
 
 
 @pytest.mark.parametrize("phase, brighter", [("arterial", True), ("portal", False), ("delayed", False)])
-def test_tumour_contrast_follows_the_phase(phase, brighter):
+def test_tumor_contrast_follows_the_phase(phase, brighter):
     ratios = []
     for index in range(12):
         s = draw_subject(0, index, phase, 4.0)

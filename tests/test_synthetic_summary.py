@@ -28,7 +28,7 @@ def test_subject_statistics_counts_the_label_maps_lesions_and_phase_contrast():
     portal = draw_subject(0, 4, "portal", 4.0)  # same anatomy, other phase
     row, lesions = subject_statistics(arterial, "im4")
     assert row["lesions"] == len(lesions) >= 1
-    assert row["tumour_ml"] == pytest.approx(sum(lesion["volume_ml"] for lesion in lesions))
+    assert row["tumor_ml"] == pytest.approx(sum(lesion["volume_ml"] for lesion in lesions))
     assert 0 < row["burden"] < 1
     assert row["ratio"] > 1 and row["cnr"] > 0  # HCC enhances in the arterial phase
     washout, _ = subject_statistics(portal, "im4")

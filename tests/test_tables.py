@@ -89,8 +89,8 @@ def test_table2_cells_follow_from_the_subjects():
 
     m = ("Multi-class AHNet", "✓")
     rows = t.set_index([("Region", ""), ("Metric", "")])
-    tumour_dice = rows.loc[("Tumor", "Dice ↑"), m]
-    assert tumour_dice == f"0.70 ± {np.std([0.5, 0.7, 0.9], ddof=1):.2f} (1 NaN)" + BEST_MARK  # 0.70 > 0.35
+    tumor_dice = rows.loc[("Tumor", "Dice ↑"), m]
+    assert tumor_dice == f"0.70 ± {np.std([0.5, 0.7, 0.9], ddof=1):.2f} (1 NaN)" + BEST_MARK  # 0.70 > 0.35
     liver_hd = rows.loc[("Liver", "HD (×10¹) ↓")]
     assert liver_hd[m] == f"4.00 ± {np.std([3, 5, 4, 4], ddof=1):.2f}"  # mm / 10
     assert liver_hd[("Dual binary AHNet", "✓")] == "2.00 ± 0.00" + BEST_MARK  # lower is better

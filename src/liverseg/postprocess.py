@@ -67,13 +67,13 @@ def postprocess_multiclass(seg: np.ndarray, spacing, *, dilation_mm: float, clos
 
     # Step 1: largest component of the whole liver, holes filled; stray tumour kept for step 2.
     liver = fill_holes(largest_component(seg > 0))
-    tumour = seg == 2
+    tumor = seg == 2
     out = liver.astype(np.uint8)
-    out[tumour] = 2
+    out[tumor] = 2
 
     # Step 2: lesions with no liver voxel within the dilation radius are dropped.
     reach = max(dilation_mm, float(np.linalg.norm(spacing)))
-    out[tumour & ~near_liver_lesions(tumour, out == 1, spacing, reach)] = 0
+    out[tumor & ~near_liver_lesions(tumor, out == 1, spacing, reach)] = 0
 
     # Step 3: closing of the remaining tumours, gains confined to the whole liver and to
     # the lesions they smooth.
@@ -165,23 +165,23 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def near_liver_lesions(tumour: np.ndarray, liver: np.ndarray, spacing, reach_mm: float) -> np.ndarray:
+def near_liver_lesions(tumor: np.ndarray, liver: np.ndarray, spacing, reach_mm: float) -> np.ndarray:
     """The tumour voxels whose lesion (26-connected component) has a liver voxel within
     `reach_mm`; equivalently, lesions whose dilation by the ellipsoid of radius
     `reach_mm` intersects the liver."""
-    out = np.zeros(tumour.shape, bool)
+    out = np.zeros(tumor.shape, bool)
     margin = radius_margin(reach_mm, spacing)
-    t_box, l_box = bounding_box(tumour), bounding_box(liver, margin=margin)
+    t_box, l_box = bounding_box(tumor), bounding_box(liver, margin=margin)
     if t_box is None or l_box is None:
         return out
-    lesions, n = label_components(tumour[t_box])
+    lesions, n = label_components(tumor[t_box])
     # Only tumour voxels in the liver's box widened by the reach can be near the liver,
     # and only liver voxels within the reach of those matter: the distance transform
     # runs on that box, wide enough to be exact where it is read.
     near = [slice(max(t.start, b.start), min(t.stop, b.stop)) for t, b in zip(t_box, l_box)]
     if any(s.stop <= s.start for s in near):
         return out
-    box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n_)) for s, m, n_ in zip(near, margin, tumour.shape))
+    box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n_)) for s, m, n_ in zip(near, margin, tumor.shape))
     dist = edt.edt(np.ascontiguousarray(~liver[box]), anisotropy=spacing, black_border=False)
     inside = lambda outer: tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(near, outer))  # noqa: E731
     out[t_box] = _components_of(lesions, n, lesions[inside(t_box)][dist[inside(box)] <= reach_mm * (1 + RADIUS_SLACK)])

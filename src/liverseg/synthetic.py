@@ -64,7 +64,7 @@ COVERAGE_MM = (200.0, 300.0)
 LIVER_LITRES = (1.2, 2.2)
 # Tumours per subject: 1 + Poisson(EXTRA_TUMOURS_MEAN), at most 8; diameters (mm) of the
 # dominant one and of its satellites, log-uniform (docs/synthetic.md shows the cohort).
-EXTRA_TUMOURS_MEAN = 1.0
+EXTRA_TUMORS_MEAN = 1.0
 DOMINANT_MM = (10.0, 120.0)
 SATELLITE_MM = (5.0, 30.0)
 MACHINES = (
@@ -76,9 +76,9 @@ MACHINES = (
 
 # Tissue codes of the tissue map; the label map derives from them.
 AIR, FAT, MUSCLE, SOFT, GAS, BONE, CSF, AORTA, VEIN, CORTEX, MEDULLA, SPLEEN, STOMACH = range(13)
-LIVER, HEPATIC_VESSEL, TUMOUR, CAPSULE, NECROSIS = range(13, 18)
+LIVER, HEPATIC_VESSEL, TUMOR, CAPSULE, NECROSIS = range(13, 18)
 LIVER_TISSUES = (LIVER, HEPATIC_VESSEL)
-TUMOUR_TISSUES = (TUMOUR, CAPSULE, NECROSIS)
+TUMOR_TISSUES = (TUMOR, CAPSULE, NECROSIS)
 
 # Relative signal per tissue in the four contrast states (no agent, arterial, portal,
 # delayed) of a fat-saturated T1 gradient echo. What matters: HCC enhances more than
@@ -99,7 +99,7 @@ _LEVELS = {
     STOMACH: (0.25, 0.3, 0.35, 0.35),
     LIVER: (0.55, 0.65, 0.85, 0.8),
     HEPATIC_VESSEL: (0.3, 0.55, 1.05, 0.85),
-    TUMOUR: (0.47, 0.95, 0.62, 0.58),
+    TUMOR: (0.47, 0.95, 0.62, 0.58),
     CAPSULE: (0.4, 0.55, 0.8, 0.95),
     NECROSIS: (0.22, 0.25, 0.28, 0.3),
 }
@@ -108,7 +108,7 @@ _TEXTURE = {
     SOFT: 0.12,
     SPLEEN: 0.05,
     LIVER: 0.03,
-    TUMOUR: 0.1,
+    TUMOR: 0.1,
     CAPSULE: 0.05,
     NECROSIS: 0.1,
     MUSCLE: 0.04,
@@ -503,7 +503,7 @@ def _place_liver(rng: np.random.Generator, body: _Body, top_z: float) -> tuple[_
 
 
 @dataclass
-class _Tumour:
+class _Tumor:
     centre: np.ndarray  # world mm
     radius: float  # mm
     axes: np.ndarray  # relative semi-axes
@@ -526,7 +526,7 @@ class _Tumour:
         return q * (1.0 + 0.08 * lob)
 
 
-def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.ndarray, half_z: float) -> list[_Tumour]:
+def _draw_tumors(rng: np.random.Generator, axes: list[np.ndarray], inside: np.ndarray, half_z: float) -> list[_Tumor]:
     """1 to 8 tumours (1 + Poisson, mean 2: every ATLAS patient has an HCC): a dominant one
     from nodule to mass (DOMINANT_MM, log-uniform) and smaller satellites (SATELLITE_MM),
     centred deep enough in the liver for their size and inside the field of view
@@ -535,8 +535,8 @@ def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.n
     depth = edt.edt(np.ascontiguousarray(inside), anisotropy=(h, h, h), black_border=True)[inside]
     candidates = np.argwhere(inside)
     z = axes[2][candidates[:, 2]]
-    tumours = []
-    for i in range(1 + min(int(rng.poisson(EXTRA_TUMOURS_MEAN)), 7)):
+    tumors = []
+    for i in range(1 + min(int(rng.poisson(EXTRA_TUMORS_MEAN)), 7)):
         low, high = DOMINANT_MM if i == 0 else SATELLITE_MM
         diameter = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         radius = diameter / 2
@@ -547,8 +547,8 @@ def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.n
             ok = np.flatnonzero(in_view) if in_view.any() else np.flatnonzero(deep)
         pick = candidates[ok[int(rng.integers(len(ok)))]]
         centre = np.array([axes[a][pick[a]] for a in range(3)]) + rng.uniform(-3.0, 3.0, 3)
-        tumours.append(
-            _Tumour(
+        tumors.append(
+            _Tumor(
                 centre=centre.astype(np.float32),
                 radius=radius,
                 axes=rng.uniform(0.8, 1.2, 3),
@@ -559,7 +559,7 @@ def _draw_tumours(rng: np.random.Generator, axes: list[np.ndarray], inside: np.n
                 field=SmoothField(rng, (-1.5,) * 3, (1.5,) * 3, corr_mm=0.8),
             )
         )
-    return tumours
+    return tumors
 
 
 @dataclass
@@ -591,11 +591,11 @@ def draw_subject(seed: int, index: int, phase: str, scale: float = 1.0) -> Subje
     acq = acquisition(acq_rng)
     grid = grid_at(acq, scale)
     fov = acq.fov  # scale-1 field of view: anatomy and fields are placed in it
-    tissue, tumours = _anatomy(anat_rng, grid, fov)
-    image = _intensities(contrast_rng, noise_rng, grid, fov, tissue, tumours, phase)
+    tissue, tumors = _anatomy(anat_rng, grid, fov)
+    image = _intensities(contrast_rng, noise_rng, grid, fov, tissue, tumors, phase)
     label = np.zeros(grid.shape, np.uint8)
     label[np.isin(tissue, LIVER_TISSUES)] = 1
-    label[np.isin(tissue, TUMOUR_TISSUES)] = 2
+    label[np.isin(tissue, TUMOR_TISSUES)] = 2
     machine, sequence = MACHINES[int(info_rng.integers(len(MACHINES)))]
     date = np.datetime64("2012-01-01") + int(info_rng.integers(0, 10 * 365))
     info = {"contrast_phase": phase, "machine": machine, "sequence": sequence, "date": str(date)}
@@ -609,7 +609,7 @@ def _paint(tissue: np.ndarray, grid: Grid, lo, hi, paint) -> None:
         paint(tissue[win], *grid.coords(win))
 
 
-def _anatomy(rng: np.random.Generator, grid: Grid, fov) -> tuple[np.ndarray, list[_Tumour]]:
+def _anatomy(rng: np.random.Generator, grid: Grid, fov) -> tuple[np.ndarray, list[_Tumor]]:
     """The tissue map of one subject on `grid`, and its tumours (for their contrast).
 
     Structures are painted in order, each over what lies below: body layers, bowel gas,
@@ -696,23 +696,23 @@ def _anatomy(rng: np.random.Generator, grid: Grid, fov) -> tuple[np.ndarray, lis
 
         _paint(tissue, grid, np.minimum(p0, p1) - radius, np.maximum(p0, p1) + radius, vessel)
 
-    tumours = _draw_tumours(rng, lattice_axes, lattice_inside, half_z)
-    for t in tumours:
+    tumors = _draw_tumors(rng, lattice_axes, lattice_inside, half_z)
+    for t in tumors:
 
-        def tumour(sub, xs, ys, zs, t=t):
+        def tumor(sub, xs, ys, zs, t=t):
             q = t.shape(xs, ys, zs)
-            organ = np.isin(sub, LIVER_TISSUES + TUMOUR_TISSUES) & (q <= 1)
-            sub[organ] = TUMOUR
+            organ = np.isin(sub, LIVER_TISSUES + TUMOR_TISSUES) & (q <= 1)
+            sub[organ] = TUMOR
             if t.capsule_mm:
                 sub[organ & (q > 1 - t.capsule_mm / t.radius)] = CAPSULE
             if t.necrosis:
                 sub[organ & (q <= t.necrosis)] = NECROSIS
 
-        _paint(tissue, grid, *t.box(), tumour)
-    return tissue, tumours
+        _paint(tissue, grid, *t.box(), tumor)
+    return tissue, tumors
 
 
-def _intensities(contrast_rng, noise_rng, grid: Grid, fov, tissue, tumours, phase: str) -> np.ndarray:
+def _intensities(contrast_rng, noise_rng, grid: Grid, fov, tissue, tumors, phase: str) -> np.ndarray:
     """MR signal: phase-dependent tissue levels, texture, bias field and Rician noise."""
     j = lambda lo, hi: float(contrast_rng.uniform(lo, hi))  # noqa: E731
     table = np.array([_LEVELS[c] for c in range(len(_LEVELS))], np.float32)  # (tissues, 4)
@@ -728,11 +728,11 @@ def _intensities(contrast_rng, noise_rng, grid: Grid, fov, tissue, tumours, phas
 
     # Per-tumour contrast: each lesion enhances more or less than the typical one.
     liver_level = levels[LIVER]
-    for t in tumours:
+    for t in tumors:
         twin = grid.window(*t.box())
         sub_t, sub_s = tissue[twin], signal[twin]
-        is_t = sub_t == TUMOUR
-        sub_s[is_t] = liver_level + (levels[TUMOUR] - liver_level) * t.contrast
+        is_t = sub_t == TUMOR
+        sub_s[is_t] = liver_level + (levels[TUMOR] - liver_level) * t.contrast
 
     half = np.array(fov, np.float32) / 2
     box = (-half - 20, half + 20)

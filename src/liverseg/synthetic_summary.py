@@ -21,21 +21,21 @@ import numpy as np
 import pandas as pd
 
 from .arrays import label_components
-from .synthetic import LIVER, TUMOUR, assign_phases, draw_subject
+from .synthetic import LIVER, TUMOR, assign_phases, draw_subject
 
 PHASES = ("arterial", "portal", "delayed", "no contrast agent", "unkown")
 MARKERS = ("<!-- synthetic_summary: start -->", "<!-- synthetic_summary: end -->")
 
 
-def best_threshold_dice(values: np.ndarray, is_tumour: np.ndarray) -> float:
+def best_threshold_dice(values: np.ndarray, is_tumor: np.ndarray) -> float:
     """The best Dice of "tumour = intensity above t" or "below t" over every t."""
     order = np.argsort(values, kind="stable")
-    tumour = is_tumour[order].astype(np.float64)
-    n_t = tumour.sum()
+    tumor = is_tumor[order].astype(np.float64)
+    n_t = tumor.sum()
     if n_t == 0:
         return float("nan")
     best = 0.0
-    for t in (tumour, tumour[::-1]):  # the k lowest, then the k highest, called tumour
+    for t in (tumor, tumor[::-1]):  # the k lowest, then the k highest, called tumour
         tp = np.cumsum(t)
         k = np.arange(1, len(t) + 1)
         best = max(best, float(np.max(2 * tp / (k + n_t))))
@@ -49,17 +49,17 @@ def subject_statistics(subject, name: str) -> tuple[dict, list[dict]]:
     volumes = np.bincount(components.ravel(), minlength=n + 1)[1:] * voxel_mm3
     lesions = [{"subject": name, "volume_ml": v / 1e3, "diameter_mm": (6 * v / np.pi) ** (1 / 3)} for v in volumes]
     image = subject.image.astype(np.float64)
-    liver, tumour = image[subject.tissue == LIVER], image[subject.tissue == TUMOUR]
+    liver, tumor = image[subject.tissue == LIVER], image[subject.tissue == TUMOR]
     organ = subject.label > 0
     row = {
         "subject": name,
         "phase": subject.phase,
         "lesions": n,
         "liver_ml": organ.sum() * voxel_mm3 / 1e3,
-        "tumour_ml": volumes.sum() / 1e3,
+        "tumor_ml": volumes.sum() / 1e3,
         "burden": volumes.sum() / (organ.sum() * voxel_mm3),
-        "ratio": tumour.mean() / liver.mean() if len(tumour) else np.nan,
-        "cnr": (tumour.mean() - liver.mean()) / liver.std() if len(tumour) else np.nan,
+        "ratio": tumor.mean() / liver.mean() if len(tumor) else np.nan,
+        "cnr": (tumor.mean() - liver.mean()) / liver.std() if len(tumor) else np.nan,
         "threshold_dice": best_threshold_dice(image[organ], subject.label[organ] == 2),
     }
     return row, lesions
