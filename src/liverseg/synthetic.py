@@ -62,7 +62,7 @@ THICKNESS_MM = (2.0, 4.6)
 SLICES = (44, 136)
 COVERAGE_MM = (200.0, 300.0)
 LIVER_LITRES = (1.2, 2.2)
-# Tumours per subject: 1 + Poisson(EXTRA_TUMOURS_MEAN), at most 8; diameters (mm) of the
+# Tumours per subject: 1 + Poisson(EXTRA_TUMORS_MEAN), at most 8; diameters (mm) of the
 # dominant one and of its satellites, log-uniform (docs/synthetic.md shows the cohort).
 EXTRA_TUMORS_MEAN = 1.0
 DOMINANT_MM = (10.0, 120.0)
