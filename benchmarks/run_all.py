@@ -38,7 +38,8 @@ from pathlib import Path
 import pandas as pd
 from common import OUT_DIR, ROOT, SUMMARY_COLUMNS, exit_status, summary_row
 
-from liverseg import io, run_costs, tables
+from liverseg import io, tables
+from liverseg.workflow import run_costs
 
 BENCHMARKS = (
     "bench_metrics",

@@ -177,7 +177,7 @@ def test_heldout_lesions_job_scores_the_ensembles_table_from_its_files(tmp_path)
     """Through NIfTI files in a non-canonical orientation, as the ensemble writes them:
     the statuses are lesion_table's with the labels; the other columns are the table's."""
     from liverseg.io import load_nifti, save_in_reference_space, save_nifti, write_tsv
-    from liverseg.jobs import heldout_lesions_job
+    from liverseg.workflow.jobs import heldout_lesions_job
 
     ensemble, labels = tmp_path / "ensemble", tmp_path / "labels"
     seg, prob = two_lesions()

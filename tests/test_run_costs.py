@@ -7,7 +7,7 @@ import pytest
 
 from liverseg.cli import main
 from liverseg.errors import InputError
-from liverseg.run_costs import read_benchmarks, rule_costs, training_table, write_rule_costs
+from liverseg.workflow.run_costs import read_benchmarks, rule_costs, training_table, write_rule_costs
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from liverseg.errors import InputError
-from liverseg.scripting import script_context
+from liverseg.workflow.scripting import script_context
 
 
 def _job(tmp_path):

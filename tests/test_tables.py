@@ -188,7 +188,7 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
     """The workflow's table jobs: each TSV holds the unrounded numbers (p-values as
     compare_pipelines gives them, Table 2's means and deviations, AUROC, held-out means);
     Markdown and LaTeX round."""
-    from liverseg.jobs import heldout_table_job, lesion_auroc_job, table2_job, table3_job
+    from liverseg.workflow.jobs import heldout_table_job, lesion_auroc_job, table2_job, table3_job
 
     rng = np.random.default_rng(1)
     m, b = metrics_frame(n=20, seed=2), metrics_frame(n=20, seed=3)
@@ -232,8 +232,8 @@ def test_every_table_tsv_holds_full_precision_only_markdown_rounds(tmp_path):
 def test_lesion_auroc_table_has_held_out_rows_where_given(tmp_path):
     """The AUROC table: one row per pipeline for the cross-validation, and one per
     pipeline for the held-out ensemble when its scored lesion table is given."""
-    from liverseg.jobs import lesion_auroc_job
     from liverseg.lesions import uncertainty_auroc
+    from liverseg.workflow.jobs import lesion_auroc_job
 
     cv = pd.DataFrame(
         {

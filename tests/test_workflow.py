@@ -39,7 +39,7 @@ from workflow_helpers import (
 )
 
 from liverseg.config import validate_config
-from liverseg.run_costs import write_rule_costs, write_training
+from liverseg.workflow.run_costs import write_rule_costs, write_training
 
 MODELS = ("ahnet_multiclass", "ahnet_liver", "ahnet_tumor", "dynunet_multiclass")
 PIPELINES = ("multiclass", "dual_binary", "dynunet")

@@ -51,8 +51,8 @@ def _predict(args) -> None:
 
 
 def _costs(args) -> None:
-    from .run_costs import write_rule_costs, write_training
     from .tables import to_markdown
+    from .workflow.run_costs import write_rule_costs, write_training
 
     print(to_markdown(write_rule_costs(args.results_dir)), end="")
     print(f"-> {args.results_dir}/benchmarks/rule_costs.tsv, rule_costs.md")

@@ -1,5 +1,5 @@
 from liverseg.ensemble import predict_images
-from liverseg.scripting import script_context
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     predict_images(

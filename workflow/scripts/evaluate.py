@@ -1,5 +1,5 @@
-from liverseg.jobs import evaluate_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import evaluate_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     evaluate_job(

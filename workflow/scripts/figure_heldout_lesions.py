@@ -1,5 +1,5 @@
 from liverseg.figures import draw_heldout_uncertainty_figure
-from liverseg.scripting import script_context
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     draw_heldout_uncertainty_figure(

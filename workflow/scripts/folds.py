@@ -1,5 +1,5 @@
 from liverseg.folds import write_folds
-from liverseg.scripting import script_context
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     write_folds(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from liverseg.jobs import heldout_lesions_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import heldout_lesions_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     # the five-fold ensemble's folder (ensemble/{pipeline}/ensemble/), not the single folds'

@@ -1,5 +1,5 @@
-from liverseg.jobs import lesion_auroc_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import lesion_auroc_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     pipelines = snakemake.params.pipelines

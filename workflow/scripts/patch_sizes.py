@@ -1,5 +1,5 @@
 from liverseg.boxes import write_patch_sizes
-from liverseg.scripting import script_context
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     write_patch_sizes(

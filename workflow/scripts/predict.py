@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from liverseg.jobs import predict_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import predict_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     models = {int(Path(path).parent.name.removeprefix("fold")): path for path in snakemake.input.models}

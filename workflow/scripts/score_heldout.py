@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from liverseg.jobs import heldout_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import heldout_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     # ensemble/ and one fold{k}/ per fold's models alone

@@ -1,5 +1,5 @@
-from liverseg.jobs import segment_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import segment_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     segment_job(

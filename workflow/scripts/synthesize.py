@@ -1,5 +1,5 @@
-from liverseg.scripting import script_context
 from liverseg.synthetic import write_synthetic_cohort
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     write_synthetic_cohort(

@@ -1,5 +1,5 @@
-from liverseg.jobs import table3_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import table3_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     table3_job(

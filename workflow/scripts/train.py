@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from liverseg.jobs import train_job
-from liverseg.scripting import script_context
+from liverseg.workflow.jobs import train_job
+from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     train_job(

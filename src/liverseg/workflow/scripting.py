@@ -12,7 +12,7 @@ import contextlib
 import sys
 import traceback
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @contextlib.contextmanager

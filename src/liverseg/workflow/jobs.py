@@ -8,10 +8,10 @@ import json
 import zlib
 from pathlib import Path
 
-from .boxes import resolve_patch_size
-from .cohort import median_spacing, read_cohort
-from .errors import InputError
-from .folds import read_folds
+from ..boxes import resolve_patch_size
+from ..cohort import median_spacing, read_cohort
+from ..errors import InputError
+from ..folds import read_folds
 
 
 def job_seed(seed: int, *parts) -> int:
@@ -38,7 +38,7 @@ def pretrain_job(
     threads: int | None = None,
 ) -> None:
     """2.5D encoder pretraining on the fold's training subjects (AH-Net's recipe)."""
-    from .pretrain import pretrain_encoder
+    from ..pretrain import pretrain_encoder
 
     split = fold_records(cohort_tsv, folds_json, fold)
     pretrain_encoder(
@@ -64,8 +64,8 @@ def train_job(
     threads: int | None = None,
 ) -> None:
     """One training job: model `model_name` on fold `fold`."""
-    from .nets import check_patch_size
-    from .train import train_model, training_job
+    from ..nets import check_patch_size
+    from ..train import train_model, training_job
 
     split = fold_records(cohort_tsv, folds_json, fold)
     model_spec = dict(config["models"][model_name])
@@ -98,10 +98,10 @@ def predict_job(
     import numpy as np
     from tqdm import tqdm
 
-    from .checkpoints import load_model
-    from .devices import setup_torch
-    from .infer import predict_volume
-    from .io import load_nifti, save_probabilities
+    from ..checkpoints import load_model
+    from ..devices import setup_torch
+    from ..infer import predict_volume
+    from ..io import load_nifti, save_probabilities
 
     device = setup_torch(None, threads)
     for fold, model_path in sorted(model_paths.items()):
@@ -132,11 +132,11 @@ def segment_job(
     import pandas as pd
     from tqdm import tqdm
 
-    from .folds import fold_of_subject
-    from .io import load_nifti, load_probabilities, save_in_reference_space, write_tsv
-    from .lesions import lesion_table
-    from .pipelines import PIPELINES, STAGES
-    from .segment import segment
+    from ..folds import fold_of_subject
+    from ..io import load_nifti, load_probabilities, save_in_reference_space, write_tsv
+    from ..lesions import lesion_table
+    from ..pipelines import PIPELINES, STAGES
+    from ..segment import segment
 
     fold_of = fold_of_subject(read_folds(folds_json))
     roles = PIPELINES[pipeline]
@@ -158,8 +158,8 @@ def segment_job(
 
 def evaluate_job(cohort_tsv, segmentations_dir, stage: str, out_tsv, *, tolerance_mm: float, jobs: int = 1) -> None:
     """The per-subject metrics of one pipeline and stage against the cohort's labels."""
-    from .evaluate import evaluate_pairs
-    from .io import write_tsv
+    from ..evaluate import evaluate_pairs
+    from ..io import write_tsv
 
     pairs = [
         (r["subject"], r["label"], Path(segmentations_dir) / stage / f"{r['subject']}.nii.gz")
@@ -176,7 +176,7 @@ def _read_metrics(path):
 
 def table2_job(metrics: dict[str, str], stem) -> None:
     """Table 2 from metrics/{pipeline}_{stage}.tsv files, keyed "pipeline/stage"."""
-    from .tables import table2, table2_values, write_table_files
+    from ..tables import table2, table2_values, write_table_files
 
     frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
     write_table_files(
@@ -189,8 +189,8 @@ def table2_job(metrics: dict[str, str], stem) -> None:
 
 def table3_job(multiclass_tsv, dual_binary_tsv, stem, *, alpha: float) -> None:
     """Table 3: post-processed multi-class (M) against post-processed dual binary (B)."""
-    from .stats import compare_pipelines
-    from .tables import table3, write_table_files
+    from ..stats import compare_pipelines
+    from ..tables import table3, write_table_files
 
     tests = compare_pipelines(_read_metrics(multiclass_tsv), _read_metrics(dual_binary_tsv), "M", "B", alpha=alpha)
     write_table_files(
@@ -205,8 +205,8 @@ def heldout_job(pipeline: str, prediction_dirs: dict[str, str], labels_dir, out_
     """Scores on the held-out images of the ensemble and of each single-fold model."""
     import pandas as pd
 
-    from .evaluate import evaluate_pairs, pair_folders
-    from .io import write_tsv
+    from ..evaluate import evaluate_pairs, pair_folders
+    from ..io import write_tsv
 
     frames = []
     for name, folder in prediction_dirs.items():
@@ -219,7 +219,7 @@ def heldout_table_job(tsvs, stem) -> None:
     """Mean held-out scores per pipeline: the ensemble against each single-fold model."""
     import pandas as pd
 
-    from .tables import write_table_files
+    from ..tables import write_table_files
 
     frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
     columns = [
@@ -247,9 +247,9 @@ def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
     import numpy as np
     import pandas as pd
 
-    from .evaluate import pair_folders
-    from .io import load_nifti, write_tsv
-    from .lesions import fill_status, read_lesion_table
+    from ..evaluate import pair_folders
+    from ..io import load_nifti, write_tsv
+    from ..lesions import fill_status, read_lesion_table
 
     table = read_lesion_table(Path(ensemble_dir) / "lesions.tsv")
     pairs = pair_folders(ensemble_dir, labels_dir)  # every label has its segmentation, and back
@@ -271,8 +271,8 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
     cross-validation subjects and, where labels exist, on the held-out images (ensemble)."""
     import pandas as pd
 
-    from .lesions import read_lesion_table, spearman, uncertainty_auroc
-    from .tables import write_table_files
+    from ..lesions import read_lesion_table, spearman, uncertainty_auroc
+    from ..tables import write_table_files
 
     rows = []
     sets = [("cross-validation", lesion_tsvs), ("held-out (ensemble)", heldout_tsvs or {})]

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tables
-from .errors import InputError
+from .. import tables
+from ..errors import InputError
 
 RULES_DIR = Path("benchmarks") / "rules"
 HISTORIES = "models/*/fold*/history.tsv"
