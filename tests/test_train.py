@@ -262,10 +262,10 @@ def start_job(records, out: Path, tmp_path: Path) -> subprocess.Popen:
         )
 
 
-def wait_for_first_checkpoint(job: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+def wait_for_first_checkpoint(process: subprocess.Popen, out: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not (out / "checkpoint.pt").exists():
-        assert job.poll() is None, f"job ended early: {(out.parent / 'job.log').read_text()}"
+        assert process.poll() is None, f"job ended early: {(out.parent / 'job.log').read_text()}"
         assert time.monotonic() < deadline, "no checkpoint written"
         time.sleep(0.02)
 
@@ -273,10 +273,10 @@ def wait_for_first_checkpoint(job: subprocess.Popen, out: Path, timeout: float =
 @pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(reference, records, tmp_path, capsys):
     out = tmp_path / "killed"
-    job = start_job(records, out, tmp_path)
-    wait_for_first_checkpoint(job, out)
-    job.send_signal(signal.SIGKILL)
-    job.wait(timeout=60)
+    process = start_job(records, out, tmp_path)
+    wait_for_first_checkpoint(process, out)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
     killed = ckpt(out)
     assert 1 <= killed["epoch"] < 3, "the job must be killed before it finishes"
     assert not (out / "model.pt").exists()  # outputs only appear at the end
