@@ -74,14 +74,24 @@ def torchvision_resnet50_state() -> dict:
     """A state dict with torchvision's ResNet-50 names and shapes, written out independently."""
     import torch
 
-    state = {"conv1.weight": torch.randn(64, 3, 7, 7)}
+    # Its own generator: the draw must not depend on which tests ran before (an unlucky
+    # draw of unscaled weights can overflow a forward pass).
+    generator = torch.Generator().manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator)
+
+    state = {"conv1.weight": randn(64, 3, 7, 7)}
 
     def bn(prefix, n):
         for name, value in (
-            ("weight", torch.rand(n)),
-            ("bias", torch.randn(n)),
-            ("running_mean", torch.randn(n)),
-            ("running_var", torch.rand(n)),
+            ("weight", rand(n)),
+            ("bias", randn(n)),
+            ("running_mean", randn(n)),
+            ("running_var", rand(n)),
             ("num_batches_tracked", torch.tensor(7)),
         ):
             state[f"{prefix}.{name}"] = value
@@ -91,18 +101,18 @@ def torchvision_resnet50_state() -> dict:
     for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
         for b in range(blocks):
             p = f"layer{i}.{b}"
-            state[f"{p}.conv1.weight"] = torch.randn(planes, inplanes, 1, 1)
+            state[f"{p}.conv1.weight"] = randn(planes, inplanes, 1, 1)
             bn(f"{p}.bn1", planes)
-            state[f"{p}.conv2.weight"] = torch.randn(planes, planes, 3, 3)
+            state[f"{p}.conv2.weight"] = randn(planes, planes, 3, 3)
             bn(f"{p}.bn2", planes)
-            state[f"{p}.conv3.weight"] = torch.randn(planes * 4, planes, 1, 1)
+            state[f"{p}.conv3.weight"] = randn(planes * 4, planes, 1, 1)
             bn(f"{p}.bn3", planes * 4)
             if b == 0:
-                state[f"{p}.downsample.0.weight"] = torch.randn(planes * 4, inplanes, 1, 1)
+                state[f"{p}.downsample.0.weight"] = randn(planes * 4, inplanes, 1, 1)
                 bn(f"{p}.downsample.1", planes * 4)
             inplanes = planes * 4
-    state["fc.weight"] = torch.randn(1000, 2048)
-    state["fc.bias"] = torch.randn(1000)
+    state["fc.weight"] = randn(1000, 2048)
+    state["fc.bias"] = randn(1000)
     return state
 
 
