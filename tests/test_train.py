@@ -338,6 +338,19 @@ def test_early_stopping(records, tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_poly_schedule_decays_the_rate_each_epoch(reference, records, tmp_path):
+    """nnU-Net's poly decay: the rate of epoch e is lr x (1 - (e - 1) / max_epochs)^0.9,
+    as history.tsv records it; constant (the reference) keeps the paper's fixed rate."""
+    assert pd.read_csv(reference / "history.tsv", sep="\t")["lr"].tolist() == [2e-3] * 3
+    kwargs = variant(max_epochs=4, iterations_per_epoch=1)
+    kwargs["training"]["lr_schedule"] = "poly"
+    poly = make_job(kwargs)
+    expected = [2e-3 * (1 - (e - 1) / 4) ** 0.9 for e in (1, 2, 3, 4)]
+    assert [poly.training.epoch_learning_rate(e) for e in (1, 2, 3, 4)] == pytest.approx(expected)
+    train_model(records["train"], records["validation"], poly, tmp_path)
+    assert pd.read_csv(tmp_path / "history.tsv", sep="\t")["lr"].tolist() == pytest.approx(expected)
+
+
 def test_damaged_checkpoint_is_never_replaced(records, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match=r"checkpoint.pt: cannot read checkpoint .*delete it"):

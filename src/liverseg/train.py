@@ -69,6 +69,7 @@ SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by
 _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a volume
 # Keys whose change does not invalidate a checkpoint: they decide when or how fast
 # training runs, not what a given epoch computes.
+POLY_EXPONENT = 0.9  # nnU-Net's PolyLRScheduler
 RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
 
 
@@ -78,6 +79,7 @@ class TrainingConfig:
     and checks each key; keys left out take the schema's defaults)."""
 
     learning_rate: float
+    lr_schedule: str
     batch_size: int
     max_epochs: int
     patience: int
@@ -94,6 +96,14 @@ class TrainingConfig:
         """The section as checked by the schema; the keys it leaves out take the schema's defaults."""
         values = {f.name: schema_default(f"training.{f.name}") for f in fields(cls) if f.name not in training}
         return cls(**values, **training)
+
+    def epoch_learning_rate(self, epoch: int) -> float:
+        """The learning rate of epoch `epoch` (1-based): constant, or nnU-Net's polynomial
+        decay over max_epochs, which lets a short training settle instead of ending on a
+        swing (docs/reproduction.md)."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        return self.learning_rate * (1 - (epoch - 1) / self.max_epochs) ** POLY_EXPONENT
 
     def sampler_probabilities(self, task: str) -> dict[int, float]:
         """Class index -> patch-centre probability weight, for the task's classes.
@@ -248,6 +258,8 @@ def train_model(
             while not _finished(state, cfg):
                 epoch = state.epoch + 1
                 start = _on_epoch_start(job.seed, epoch)
+                for group in optimizer.param_groups:  # from the epoch alone, so a resumed run gets the same rate
+                    group["lr"] = cfg.epoch_learning_rate(epoch)
                 steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
                 if cfg.batchnorm_recalibration:
                     _recalibrate_on_training_volumes(net, train_records, job, epoch, device)
