@@ -15,7 +15,8 @@ per subject and class weights.
 
 - liverseg: `liverseg.sampling.PatchSubjectsDataset` with `training_transform` (one copy
   of the subject, the separable bias field, `ZNormalise`) and
-  `liverseg.sampling.LabelSampler`;
+  `liverseg.sampling.LabelSampler` with TorchIO's centre rule (`shift=False`; training
+  shifts patches at the borders, the same work);
 - TorchIO: `tio.SubjectsDataset` with `training_transform(torchio_reference=True)`
   (TorchIO's RandomBiasField and ZNormalization, each transform copying the subject)
   and `tio.LabelSampler`.
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     model = config["models"][MODEL]
     patch, training = model["patch_size"], TrainingConfig.from_mapping(config["training"])
     weights = training.sampler_probabilities(model["task"])
-    sampler = LabelSampler(patch, "label", weights)
+    sampler = LabelSampler(patch, "label", weights, shift=False)  # TorchIO's centre rule: the patches compare
     sides = {
         "liverseg": (
             lambda subject: PatchSubjectsDataset([subject], training_transform(config["augmentation"], patch), sampler),

@@ -59,7 +59,9 @@ def test_the_cpu_configs_pass_over_config_yaml(config, name):
 def test_unknown_key_names_it_and_the_allowed_keys(config):
     config["training"]["learning_rte"] = 0.1
     message = error_of(config)
-    assert message.startswith("training.learning_rte: unknown key (allowed: learning_rate, lr_schedule, batch_size, "), message
+    assert message.startswith(
+        "training.learning_rte: unknown key (allowed: learning_rate, lr_schedule, batch_size, "
+    ), message
     assert "\n" not in message
 
 

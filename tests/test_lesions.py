@@ -12,10 +12,13 @@ import pytest
 from liverseg.errors import InputError
 from liverseg.lesions import (
     COLUMNS,
+    TRUTH_COLUMNS,
+    detection_recall,
     fill_status,
     lesion_table,
     read_lesion_table,
     spearman,
+    truth_lesion_table,
     uncertainty_auroc,
 )
 
@@ -193,9 +196,42 @@ def test_heldout_lesions_job_scores_the_ensembles_table_from_its_files(tmp_path)
     save_in_reference_space(labels / "lb2.nii.gz", empty, tmp_path / "im1.nii.gz")
     write_tsv(ensemble / "lesions.tsv", lesion_table(seg, prob, (1.0, 1.0, 2.0), None, "im1"))
 
-    heldout_lesions_job(ensemble, labels, tmp_path / "heldout.tsv")
+    heldout_lesions_job(ensemble, labels, tmp_path / "heldout.tsv", tmp_path / "truth.tsv")
     table = read_lesion_table(tmp_path / "heldout.tsv")
     expected = lesion_table(seg, prob, (1.0, 1.0, 2.0), gt, "im1")
     assert table["status"].tolist() == expected["status"].tolist() == ["FP", "TP"]
     assert table[["lesion", "voxels"]].equals(expected[["lesion", "voxels"]])
     assert table["uncertainty"].to_numpy() == pytest.approx(expected["uncertainty"].to_numpy())
+    truth = pd.read_csv(tmp_path / "truth.tsv", sep="\t")
+    assert truth["subject"].tolist() == ["im1"] and truth["detected"].tolist() == [True]
+    assert truth["volume_mm3"].tolist() == [2.0]  # one voxel of 1 x 1 x 2 mm, the label file's spacing
+
+
+def test_truth_lesions_are_detected_by_any_predicted_tumor_voxel_inside():
+    """The TP rule seen from the labels: a true lesion is detected when a predicted tumour
+    voxel falls inside it; liver predicted on it, or tumour beside it, does not count."""
+    truth, _ = two_lesions()  # here the ground truth: lesions of 4 and 6 voxels
+    seg = np.ones(truth.shape, np.uint8)
+    seg[3, 3, 2] = 2  # inside lesion 1
+    seg[7:9, 7:10, 2] = 2  # beside lesion 2 (the slice below it)
+    table = truth_lesion_table(seg, truth, (1.0, 1.0, 2.0), "im0")
+    assert list(table.columns) == TRUTH_COLUMNS
+    assert table["detected"].tolist() == [True, False]
+    assert table["volume_mm3"].tolist() == [8.0, 12.0]
+    assert table["diameter_mm"].to_numpy() == pytest.approx(np.cbrt(6 * np.array([8.0, 12.0]) / math.pi))
+    assert truth_lesion_table(seg, np.ones_like(truth), (1.0, 1.0, 2.0), "im0").empty
+
+
+def test_detection_recall_counts_by_diameter():
+    truth = pd.DataFrame({"diameter_mm": [4.0, 9.9, 10.0, 15.0, 30.0], "detected": [False, True, True, False, True]})
+    assert detection_recall(truth) == (5, 3, 0.6)
+    assert detection_recall(truth, 10.0) == (3, 2, pytest.approx(2 / 3))
+    assert detection_recall(truth, 0.0, 10.0) == (2, 1, 0.5)
+    lesions, found, recall = detection_recall(truth, 50.0)
+    assert (lesions, found) == (0, 0) and math.isnan(recall)
+
+
+def test_truth_lesions_of_a_segmentation_of_another_shape_name_the_subject():
+    truth, _ = two_lesions()
+    with pytest.raises(InputError, match="im7: segmentation shape"):
+        truth_lesion_table(truth[:, :, :3], truth, (1.0, 1.0, 1.0), "im7")

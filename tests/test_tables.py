@@ -262,3 +262,23 @@ def test_lesion_auroc_table_has_held_out_rows_where_given(tmp_path):
     assert tsv["AUROC (FP vs TP)"].tolist() == pytest.approx([1.0, uncertainty_auroc(heldout)])
     lesion_auroc_job({"multiclass": tmp_path / "cv.tsv"}, tmp_path / "cv_only")
     assert pd.read_csv(tmp_path / "cv_only.tsv", sep="\t")["images"].tolist() == ["cross-validation"]
+
+
+def test_lesion_detection_table_counts_each_pipelines_lesions_by_diameter(tmp_path):
+    """One row per pipeline and size: lesions, detected, recall; the >= 10 mm row is the
+    reproduction's target, and a size without lesions has no recall (NaN), not 0."""
+    from liverseg.workflow.jobs import lesion_detection_job
+
+    truth = pd.DataFrame({"diameter_mm": [4.0, 12.0, 25.0, 30.0], "detected": [False, True, False, True]})
+    truth.to_csv(tmp_path / "multiclass.tsv", sep="\t", index=False)
+    truth.iloc[:1].to_csv(tmp_path / "dynunet.tsv", sep="\t", index=False)
+    lesion_detection_job(
+        {"multiclass": tmp_path / "multiclass.tsv", "dynunet": tmp_path / "dynunet.tsv"}, tmp_path / "d"
+    )
+    tsv = pd.read_csv(tmp_path / "d.tsv", sep="\t")
+    assert tsv["lesion diameter"].tolist() == ["< 10 mm", "10-20 mm", ">= 20 mm", ">= 10 mm"] * 2
+    multiclass = tsv[tsv["pipeline"] == "multiclass"]
+    assert multiclass[["lesions", "detected"]].values.tolist() == [[1, 0], [1, 1], [2, 1], [3, 2]]
+    assert multiclass["recall"].tolist() == pytest.approx([0.0, 1.0, 0.5, 2 / 3])
+    assert tsv[tsv["pipeline"] == "dynunet"]["recall"].isna().tolist() == [False, True, True, True]
+    assert "Held-out lesions detected" in (tmp_path / "d.md").read_text()

@@ -190,7 +190,9 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
 
     tables = [f"table1_folds.{x}" for x in ("tsv", "md")] + [f"table2_metrics.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
-    tables += [f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores") for x in ("tsv", "md")]
+    tables += [
+        f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores", "lesion_detection") for x in ("tsv", "md")
+    ]
     figures = [
         "fig1_spacing.png",
         "fig2_pipelines.png",
@@ -214,6 +216,7 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     ]
     expected += [f"models/encoder/fold{k}/encoder.pt" for k in TINY_FOLDS]
     expected += [f"lesions/{p}.tsv" for p in PIPELINES] + [f"lesions/heldout_{p}.tsv" for p in PIPELINES]
+    expected += [f"lesions/heldout_truth_{p}.tsv" for p in PIPELINES]
     expected += [
         f"metrics/{p}_{s}.tsv"
         for p in PIPELINES
@@ -257,6 +260,14 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert set(blind["status"]) <= {""} and set(scored["status"]) <= {"TP", "FP"}
         assert scored[["subject", "lesion", "voxels"]].equals(blind[["subject", "lesion", "voxels"]])
         assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
+    detection = pd.read_csv(results / "tables/lesion_detection.tsv", sep="\t")
+    for p in PIPELINES:  # every labelled held-out lesion counted once among the three sizes
+        truth = pd.read_csv(results / f"lesions/heldout_truth_{p}.tsv", sep="\t")
+        assert set(truth["subject"]) <= {h.removesuffix(".nii.gz") for h in heldout} and len(truth)
+        rows = detection[detection["pipeline"] == p]
+        assert (
+            rows["lesions"].iloc[:3].sum() == len(truth) and rows["detected"].iloc[:3].sum() == truth["detected"].sum()
+        )
 
 
 @pytest.mark.slow
@@ -370,6 +381,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
         "tables/table3_tests.md",
         "tables/lesion_uncertainty.md",
         "tables/heldout_scores.md",
+        "tables/lesion_detection.md",
         "figures/fig1_spacing.png",
         "figures/fig2_pipelines.png",
         "figures/fig3_boxes.png",

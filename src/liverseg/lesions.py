@@ -5,9 +5,16 @@ the post-processing) gets an uncertainty score, 1 minus the mean tumour probabil
 its voxels (paper eq. 1), and a status: TP when it overlaps the ground-truth tumour by
 at least one voxel, FP otherwise (section 2.7). The scores are judged by how well they
 tell FP from TP lesions (AUROC) and by their relation to lesion size (Spearman).
+
+Seen from the ground truth (beyond the paper): each true lesion (a component of label 2
+of the labels) is detected when a predicted tumour voxel falls inside it, the TP rule
+read the other way; detection recall is counted by lesion size, the diameter of the
+sphere of the lesion's volume (docs/protocol.md).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -27,6 +34,10 @@ COLUMNS = [
     "centroid_y",
     "centroid_z",
 ]
+
+TRUTH_COLUMNS = ["subject", "lesion", "voxels", "volume_mm3", "diameter_mm", "detected"]
+# Lesion sizes the detection table counts apart (mm, equivalent-sphere diameter).
+SIZE_BINS = ((0.0, 10.0), (10.0, 20.0), (20.0, math.inf), (10.0, math.inf))
 
 
 def lesion_table(seg: np.ndarray, tumor_prob: np.ndarray, spacing, gt: np.ndarray | None, subject: str) -> pd.DataFrame:
@@ -83,6 +94,47 @@ def fill_status(table: pd.DataFrame, seg: np.ndarray, gt: np.ndarray, subject: s
             f"{len(rows)} (another segmentation, or a table of another run?)"
         )
     return rows.assign(status=found.status(gt) if found else [])
+
+
+def truth_lesion_table(seg: np.ndarray, gt: np.ndarray, spacing, subject: str) -> pd.DataFrame:
+    """One row per ground-truth tumour lesion of `gt` (columns: TRUTH_COLUMNS): its voxels,
+    volume, equivalent-sphere diameter (6 V / pi)^(1/3), and whether `seg` detects it (a
+    voxel of it predicted tumour). Numbered as lesion_table numbers predicted lesions."""
+    gt, seg = np.asarray(gt), np.asarray(seg)
+    if gt.ndim != 3 or seg.shape != gt.shape:
+        raise InputError(f"{subject}: segmentation shape {seg.shape} differs from ground truth {gt.shape} (3D)")
+    spacing = check_spacing(spacing, f"{subject}: spacing")
+    found = _Lesions.of(gt)
+    if found is None:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in TRUTH_COLUMNS})
+    volume = found.count() * float(np.prod(spacing))
+    return pd.DataFrame(
+        {
+            "subject": [subject] * found.n,
+            "lesion": np.arange(1, found.n + 1),
+            "voxels": found.count().astype(np.int64),
+            "volume_mm3": volume,
+            "diameter_mm": np.cbrt(6.0 * volume / math.pi),
+            "detected": np.array(found.status(seg)) == "TP",
+        },
+        columns=TRUTH_COLUMNS,
+    )
+
+
+def detection_recall(truth: pd.DataFrame, min_mm: float = 0.0, max_mm: float = math.inf) -> tuple[int, int, float]:
+    """(true lesions, detected, recall) among those of diameter in [min_mm, max_mm);
+    recall NaN without such lesions."""
+    _require(truth, ("diameter_mm", "detected"))
+    sized = truth[(truth["diameter_mm"] >= min_mm) & (truth["diameter_mm"] < max_mm)]
+    found = int(sized["detected"].astype(bool).sum())
+    return len(sized), found, found / len(sized) if len(sized) else float("nan")
+
+
+def size_label(min_mm: float, max_mm: float) -> str:
+    """'< 10 mm', '10-20 mm', '>= 20 mm' for SIZE_BINS' bounds."""
+    if min_mm == 0:
+        return f"< {max_mm:g} mm"
+    return f">= {min_mm:g} mm" if math.isinf(max_mm) else f"{min_mm:g}-{max_mm:g} mm"
 
 
 def uncertainty_auroc(table: pd.DataFrame) -> float:
@@ -147,7 +199,8 @@ def read_lesion_table(path) -> pd.DataFrame:
 
 
 def _dtype(column: str) -> str:
-    return {"subject": "object", "status": "object", "lesion": "int64", "voxels": "int64"}.get(column, "float64")
+    kinds = {"subject": "object", "status": "object", "lesion": "int64", "voxels": "int64", "detected": "bool"}
+    return kinds.get(column, "float64")
 
 
 def _require(table: pd.DataFrame, columns) -> None:

@@ -126,6 +126,6 @@ def get_final_outputs():
     if HELDOUT["images"] and PIPELINE_NAMES:
         outputs += expand(f"{RESULTS}/ensemble/{{pipeline}}", pipeline=PIPELINE_NAMES)
     if HELDOUT["labels"] and PIPELINE_NAMES:
-        outputs.append(f"{RESULTS}/tables/heldout_scores.md")
+        outputs += [f"{RESULTS}/tables/heldout_scores.md", f"{RESULTS}/tables/lesion_detection.md"]
         outputs += expand(f"{RESULTS}/figures/fig4_uncertainty_heldout_{{pipeline}}.png", pipeline=PIPELINE_NAMES)
     return outputs

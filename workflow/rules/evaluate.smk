@@ -106,13 +106,15 @@ rule heldout_table:
 
 
 rule heldout_lesions:
-    """The ensemble's held-out lesions, TP or FP against the held-out labels: scored here,
-    after the ensemble rule, which (the challenge submission) never sees labels."""
+    """The ensemble's held-out lesions, TP or FP against the held-out labels, and the
+    labels' lesions, detected or not: scored here, after the ensemble rule, which (the
+    challenge submission) never sees labels."""
     input:
         ensemble=f"{RESULTS}/ensemble/{{pipeline}}",
         labels=HELDOUT["input"],
     output:
-        f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
+        lesions=f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv",
+        truth=f"{RESULTS}/lesions/heldout_truth_{{pipeline}}.tsv",
     log:
         f"{RESULTS}/logs/heldout_lesions/{{pipeline}}.log",
     benchmark:

@@ -101,6 +101,27 @@ rule figure_heldout_lesions:
         "../scripts/figure_heldout_lesions.py"
 
 
+rule lesion_detection:
+    input:
+        expand(f"{RESULTS}/lesions/heldout_truth_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/lesion_detection", ".tsv", ".md"),
+            caption="../report/lesion_detection.rst",
+            category="Lesion uncertainty",
+        ),
+    log:
+        f"{RESULTS}/logs/lesion_detection.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/lesion_detection.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        pipelines=PIPELINE_NAMES,
+    script:
+        "../scripts/lesion_detection.py"
+
+
 rule lesion_auroc:
     input:
         cv=expand(f"{RESULTS}/lesions/{{pipeline}}.tsv", pipeline=PIPELINE_NAMES),

@@ -219,8 +219,6 @@ def heldout_table_job(tsvs, stem) -> None:
     """Mean held-out scores per pipeline: the ensemble against each single-fold model."""
     import pandas as pd
 
-    from ..tables import write_table_files
-
     frame = pd.concat([_read_metrics(p) for p in tsvs], ignore_index=True)
     columns = [
         "liver_dice",
@@ -232,24 +230,21 @@ def heldout_table_job(tsvs, stem) -> None:
         "tumor_burden_error",
     ]
     summary = frame.groupby(["pipeline", "model"], sort=False)[columns].mean().reset_index()
-    write_table_files(
-        summary.round(3),
-        stem,
-        formats=("tsv", "md"),
-        values=summary,
-        caption="Held-out images: the five-fold ensemble against each single-fold model (means)",
+    _write_summary_table(
+        summary, stem, "Held-out images: the five-fold ensemble against each single-fold model (means)"
     )
 
 
-def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
+def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv, truth_tsv) -> None:
     """The ensemble's held-out lesion table (ensemble_dir/lesions.tsv, written without
-    labels) with each lesion's status, TP or FP, from the held-out labels."""
+    labels) with each lesion's status, TP or FP, from the held-out labels; and the
+    held-out labels' own lesions, each detected or not (`truth_tsv`)."""
     import numpy as np
     import pandas as pd
 
     from ..evaluate import pair_folders
-    from ..io import load_nifti, write_tsv
-    from ..lesions import fill_status, read_lesion_table
+    from ..io import load_nifti, spacing_of, write_tsv
+    from ..lesions import fill_status, read_lesion_table, truth_lesion_table
 
     table = read_lesion_table(Path(ensemble_dir) / "lesions.tsv")
     pairs = pair_folders(ensemble_dir, labels_dir)  # every label has its segmentation, and back
@@ -259,11 +254,39 @@ def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv) -> None:
             f"{ensemble_dir}/lesions.tsv: lesions of {', '.join(unknown)}, which has no segmentation "
             f"with a label in {labels_dir}"
         )
-    rows = [table.iloc[:0]]  # the columns, when no image has a lesion
+    rows, truth = [table.iloc[:0]], []  # the columns, when no image has a lesion
     for subject, gt_path, seg_path in pairs:
-        seg, gt = (np.asarray(load_nifti(path).dataobj).astype(np.uint8) for path in (seg_path, gt_path))
+        gt_image = load_nifti(gt_path)
+        seg, gt = (np.asarray(image.dataobj).astype(np.uint8) for image in (load_nifti(seg_path), gt_image))
         rows.append(fill_status(table, seg, gt, subject))
+        truth.append(truth_lesion_table(seg, gt, spacing_of(gt_image), subject))
     write_tsv(out_tsv, pd.concat(rows, ignore_index=True))
+    write_tsv(truth_tsv, pd.concat(truth, ignore_index=True))
+
+
+def lesion_detection_job(truth_tsvs: dict[str, str], stem) -> None:
+    """Beyond the paper: the held-out lesions each ensemble detects, by lesion size."""
+    import pandas as pd
+
+    from ..lesions import SIZE_BINS, detection_recall, size_label
+
+    rows = []
+    for pipeline, path in truth_tsvs.items():
+        truth = pd.read_csv(path, sep="\t")
+        for low, high in SIZE_BINS:
+            lesions, detected, recall = detection_recall(truth, low, high)
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "lesion diameter": size_label(low, high),
+                    "lesions": lesions,
+                    "detected": detected,
+                    "recall": recall,
+                }
+            )
+    _write_summary_table(
+        pd.DataFrame(rows), stem, "Held-out lesions detected by the five-fold ensemble, by diameter (equivalent sphere)"
+    )
 
 
 def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, str] | None = None) -> None:
@@ -272,7 +295,6 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
     import pandas as pd
 
     from ..lesions import read_lesion_table, spearman, uncertainty_auroc
-    from ..tables import write_table_files
 
     rows = []
     sets = [("cross-validation", lesion_tsvs), ("held-out (ensemble)", heldout_tsvs or {})]
@@ -291,11 +313,13 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
                     "Spearman (uncertainty, log volume)": rho,
                 }
             )
-    frame = pd.DataFrame(rows)
-    write_table_files(
-        frame.round(3),
-        stem,
-        formats=("tsv", "md"),
-        values=frame,
-        caption="Lesion uncertainty: AUROC for telling false-positive from true-positive lesions",
+    _write_summary_table(
+        pd.DataFrame(rows), stem, "Lesion uncertainty: AUROC for telling false-positive from true-positive lesions"
     )
+
+
+def _write_summary_table(frame, stem, caption: str) -> None:
+    """A table beyond the paper's: TSV at full precision, Markdown rounded to 3 decimals."""
+    from ..tables import write_table_files
+
+    write_table_files(frame.round(3), stem, formats=("tsv", "md"), values=frame, caption=caption)
