@@ -233,5 +233,7 @@ def test_detection_recall_counts_by_diameter():
 
 def test_truth_lesions_of_a_segmentation_of_another_shape_name_the_subject():
     truth, _ = two_lesions()
-    with pytest.raises(InputError, match="im7: segmentation shape"):
+    with pytest.raises(
+        InputError, match=r"im7: ground truth shape \(12, 12, 6\) differs from segmentation \(12, 12, 3\)"
+    ):
         truth_lesion_table(truth[:, :, :3], truth, (1.0, 1.0, 1.0), "im7")

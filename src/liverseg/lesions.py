@@ -81,9 +81,7 @@ def fill_status(table: pd.DataFrame, seg: np.ndarray, gt: np.ndarray, subject: s
     (lesion_table's numbering), and InputError is raised, naming the subject, when its
     lesions are not the table's (another count or other sizes).
     """
-    seg, gt = np.asarray(seg), np.asarray(gt)
-    if seg.ndim != 3 or gt.shape != seg.shape:
-        raise InputError(f"{subject}: ground truth shape {gt.shape} differs from segmentation {seg.shape}")
+    seg, gt = _check_truth(seg, gt, subject)
     _require(table, ("subject", "lesion", "voxels", "status"))
     rows = table[table["subject"] == subject].sort_values("lesion")
     found = _Lesions.of(seg)
@@ -100,22 +98,21 @@ def truth_lesion_table(seg: np.ndarray, gt: np.ndarray, spacing, subject: str) -
     """One row per ground-truth tumour lesion of `gt` (columns: TRUTH_COLUMNS): its voxels,
     volume, equivalent-sphere diameter (6 V / pi)^(1/3), and whether `seg` detects it (a
     voxel of it predicted tumour). Numbered as lesion_table numbers predicted lesions."""
-    gt, seg = np.asarray(gt), np.asarray(seg)
-    if gt.ndim != 3 or seg.shape != gt.shape:
-        raise InputError(f"{subject}: segmentation shape {seg.shape} differs from ground truth {gt.shape} (3D)")
+    seg, gt = _check_truth(seg, gt, subject)
     spacing = check_spacing(spacing, f"{subject}: spacing")
     found = _Lesions.of(gt)
     if found is None:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in TRUTH_COLUMNS})
-    volume = found.count() * float(np.prod(spacing))
+    voxels = found.count()
+    volume = voxels * float(np.prod(spacing))
     return pd.DataFrame(
         {
             "subject": [subject] * found.n,
             "lesion": np.arange(1, found.n + 1),
-            "voxels": found.count().astype(np.int64),
+            "voxels": voxels.astype(np.int64),
             "volume_mm3": volume,
             "diameter_mm": np.cbrt(6.0 * volume / math.pi),
-            "detected": np.array(found.status(seg)) == "TP",
+            "detected": found.overlaps(seg),
         },
         columns=TRUTH_COLUMNS,
     )
@@ -187,10 +184,13 @@ class _Lesions:
         """Per lesion 1..n: its voxels, or the sum of `weights` (one per lesion voxel)."""
         return np.bincount(self.ids, weights=weights, minlength=self.n + 1)[1:]
 
+    def overlaps(self, other: np.ndarray) -> np.ndarray:
+        """Per lesion: whether a voxel of it is tumour (label 2) in `other`."""
+        return self.count((other[self.box][self.coords] == 2).astype(np.float64)) > 0
+
     def status(self, gt: np.ndarray) -> list[str]:
-        """TP where a lesion overlaps the ground-truth tumour (label 2) by a voxel, else FP."""
-        overlap = self.count((gt[self.box][self.coords] == 2).astype(np.float64))
-        return np.where(overlap > 0, "TP", "FP").tolist()
+        """TP where a lesion overlaps the ground-truth tumour by a voxel, else FP."""
+        return np.where(self.overlaps(gt), "TP", "FP").tolist()
 
 
 def read_lesion_table(path) -> pd.DataFrame:
@@ -220,7 +220,13 @@ def _check(seg, prob, spacing, gt, subject: str):
     if prob.size and not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
         raise InputError(f"{subject}: tumour probability must lie in [0, 1] (found NaN/inf or values outside)")
     if gt is not None:
-        gt = np.asarray(gt)
-        if gt.shape != seg.shape:
-            raise InputError(f"{subject}: ground truth shape {gt.shape} differs from segmentation {seg.shape}")
+        seg, gt = _check_truth(seg, gt, subject)
     return seg, prob, check_spacing(spacing, f"{subject}: spacing"), gt
+
+
+def _check_truth(seg, gt, subject: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D segmentation and ground truth of one shape, as arrays; else InputError naming `subject`."""
+    seg, gt = np.asarray(seg), np.asarray(gt)
+    if seg.ndim != 3 or gt.shape != seg.shape:
+        raise InputError(f"{subject}: ground truth shape {gt.shape} differs from segmentation {seg.shape}")
+    return seg, gt

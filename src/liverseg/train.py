@@ -67,9 +67,9 @@ from .sampling import LabelSampler, PatchSubjectsDataset
 
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a volume
+POLY_EXPONENT = 0.9  # nnU-Net's PolyLRScheduler
 # Keys whose change does not invalidate a checkpoint: they decide when or how fast
 # training runs, not what a given epoch computes.
-POLY_EXPONENT = 0.9  # nnU-Net's PolyLRScheduler
 RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
 
 
