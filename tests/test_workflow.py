@@ -191,7 +191,9 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     tables = [f"table1_folds.{x}" for x in ("tsv", "md")] + [f"table2_metrics.{x}" for x in ("tsv", "md", "tex")]
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
     tables += [
-        f"{stem}.{x}" for stem in ("lesion_uncertainty", "heldout_scores", "lesion_detection") for x in ("tsv", "md")
+        f"{stem}.{x}"
+        for stem in ("lesion_uncertainty", "heldout_scores", "lesion_detection", "learning")
+        for x in ("tsv", "md")
     ]
     figures = [
         "fig1_spacing.png",
@@ -260,6 +262,15 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
         assert set(blind["status"]) <= {""} and set(scored["status"]) <= {"TP", "FP"}
         assert scored[["subject", "lesion", "voxels"]].equals(blind[["subject", "lesion", "voxels"]])
         assert auroc[auroc.images.str.startswith("held-out") & (auroc.pipeline == p)]["lesions"].item() == len(scored)
+    learning = pd.read_csv(results / "tables/learning.tsv", sep="\t")  # one row per model and fold, from its history
+    assert list(zip(learning["model"], learning["fold"])) == [(m, k) for m in MODELS for k in TINY_FOLDS]
+    for row in learning.itertuples(index=False):
+        history = pd.read_csv(results / f"models/{row.model}/fold{row.fold}/history.tsv", sep="\t")
+        validated = {c: f"val_dice_{c}" in history.columns for c in ("liver", "tumor")}
+        assert validated == {"liver": row.model != "ahnet_tumor", "tumor": row.model != "ahnet_liver"}
+        for c, present in validated.items():  # the last epoch's Dice, or empty for a class not segmented
+            final = getattr(row, f"{c}_final")
+            assert final == pytest.approx(history[f"val_dice_{c}"].iloc[-1]) if present else np.isnan(final)
     detection = pd.read_csv(results / "tables/lesion_detection.tsv", sep="\t")
     for p in PIPELINES:  # every labelled held-out lesion counted once among the three sizes
         truth = pd.read_csv(results / f"lesions/heldout_truth_{p}.tsv", sep="\t")
@@ -382,6 +393,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
         "tables/lesion_uncertainty.md",
         "tables/heldout_scores.md",
         "tables/lesion_detection.md",
+        "tables/learning.md",
         "figures/fig1_spacing.png",
         "figures/fig2_pipelines.png",
         "figures/fig3_boxes.png",

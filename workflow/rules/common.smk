@@ -104,7 +104,7 @@ def get_heldout_lesion_tables():
 
 
 def get_final_outputs():
-    """Every table and figure of the paper, and the training curves."""
+    """Every table and figure of the paper, the training curves and the learning table."""
     outputs = [
         f"{RESULTS}/tables/table1_folds.md",
         f"{RESULTS}/figures/fig1_spacing.png",
@@ -112,6 +112,7 @@ def get_final_outputs():
         f"{RESULTS}/analysis/patch_sizes.json",
     ]
     outputs += expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/curves.png", model=MODELS, fold=FOLDS)
+    outputs.append(f"{RESULTS}/tables/learning.md")
     if set(PIPELINE_NAMES) & set(FIGURE2_PIPELINES):
         outputs.append(f"{RESULTS}/figures/fig2_pipelines.png")
     if PIPELINE_NAMES:

@@ -88,3 +88,24 @@ rule train:
         config=TRAINING_CONFIG,
     script:
         "../scripts/train.py"
+
+
+rule learning_table:
+    input:
+        expand(f"{RESULTS}/models/{{model}}/fold{{fold}}/history.tsv", model=MODELS, fold=FOLDS),
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/learning", ".tsv", ".md"),
+            caption="../report/learning.rst",
+            category="Training",
+        ),
+    log:
+        f"{RESULTS}/logs/learning_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/learning_table.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        runs=[f"{model}/fold{fold}" for model in MODELS for fold in FOLDS],
+    script:
+        "../scripts/learning_table.py"

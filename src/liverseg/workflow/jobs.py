@@ -318,6 +318,20 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
     )
 
 
+def learning_table_job(histories: dict[str, str], stem) -> None:
+    """The learning table of every model and fold; HISTORIES maps "<model>/fold<k>" to
+    its history.tsv."""
+    from ..learning import learning_table
+
+    keyed = {(key.split("/fold")[0], int(key.split("/fold")[1])): path for key, path in histories.items()}
+    _write_summary_table(
+        learning_table(keyed),
+        stem,
+        "Validation Dice of every model and fold, per class: at the last epoch (final), at the kept epoch "
+        "(lowest validation loss, the weights of model.pt) and the highest (max); training minutes",
+    )
+
+
 def _write_summary_table(frame, stem, caption: str) -> None:
     """A table beyond the paper's: TSV at full precision, Markdown rounded to 3 decimals."""
     from ..tables import write_table_files

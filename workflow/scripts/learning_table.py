@@ -1,0 +1,8 @@
+from liverseg.workflow.jobs import learning_table_job
+from liverseg.workflow.scripting import script_context
+
+with script_context(snakemake):
+    learning_table_job(
+        dict(zip(snakemake.params.runs, snakemake.input)),
+        snakemake.output[0].removesuffix(".tsv"),
+    )
