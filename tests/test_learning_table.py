@@ -66,7 +66,7 @@ def test_final_kept_and_highest_dice_per_class(runs):
 
 
 def test_job_writes_tsv_and_markdown(runs, tmp_path):
-    learning_table_job({f"{m}/fold{k}": p for (m, k), p in runs.items()}, tmp_path / "tables/learning")
+    learning_table_job(runs, tmp_path / "tables/learning")
     written = pd.read_csv(tmp_path / "tables/learning.tsv", sep="\t")
     assert written[["model", "fold"]].values.tolist() == [["ahnet_multiclass", 1], ["ahnet_tumor", 1]]
     markdown = (tmp_path / "tables/learning.md").read_text()

@@ -45,7 +45,7 @@ def dice_classes(history: pd.DataFrame) -> list[str]:
 def learning_row(history: pd.DataFrame) -> dict:
     """epochs, kept epoch, training minutes and, per validated class, the Dice at the last
     epoch (final), at the kept epoch (kept) and its highest (max)."""
-    kept_rows = history[history["is_best"].astype(str).str.lower() == "true"]
+    kept_rows = history[history["is_best"].astype(bool)]  # as train.plot_curves reads it
     kept = kept_rows.iloc[-1] if len(kept_rows) else history.iloc[-1]
     row = {
         "epochs": int(history["epoch"].iloc[-1]),

@@ -106,6 +106,6 @@ rule learning_table:
     conda:
         "../../envs/analysis.yaml"
     params:
-        runs=[f"{model}/fold{fold}" for model in MODELS for fold in FOLDS],
+        runs=[(model, fold) for model in MODELS for fold in FOLDS],  # the order of expand's input
     script:
         "../scripts/learning_table.py"

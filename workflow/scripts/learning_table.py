@@ -3,6 +3,6 @@ from liverseg.workflow.scripting import script_context
 
 with script_context(snakemake):
     learning_table_job(
-        dict(zip(snakemake.params.runs, snakemake.input)),
+        {tuple(run): path for run, path in zip(snakemake.params.runs, snakemake.input)},
         snakemake.output[0].removesuffix(".tsv"),
     )

@@ -318,14 +318,13 @@ def lesion_auroc_job(lesion_tsvs: dict[str, str], stem, heldout_tsvs: dict[str, 
     )
 
 
-def learning_table_job(histories: dict[str, str], stem) -> None:
-    """The learning table of every model and fold; HISTORIES maps "<model>/fold<k>" to
-    its history.tsv."""
+def learning_table_job(histories: dict[tuple[str, int], str], stem) -> None:
+    """The learning table of every model and fold; HISTORIES maps (model, fold) to its
+    history.tsv."""
     from ..learning import learning_table
 
-    keyed = {(key.split("/fold")[0], int(key.split("/fold")[1])): path for key, path in histories.items()}
     _write_summary_table(
-        learning_table(keyed),
+        learning_table(histories),
         stem,
         "Validation Dice of every model and fold, per class: at the last epoch (final), at the kept epoch "
         "(lowest validation loss, the weights of model.pt) and the highest (max); training minutes",
