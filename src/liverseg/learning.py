@@ -42,11 +42,19 @@ def dice_classes(history: pd.DataFrame) -> list[str]:
     return [c[len(DICE_PREFIX) :] for c in history.columns if c.startswith(DICE_PREFIX) and c != f"{DICE_PREFIX}mean"]
 
 
+def kept_row(history: pd.DataFrame) -> pd.Series | None:
+    """The history's row of the kept weights (model.pt): the last epoch marked is_best;
+    None when no epoch is."""
+    kept_rows = history[history["is_best"].astype(bool)]
+    return kept_rows.iloc[-1] if len(kept_rows) else None
+
+
 def learning_row(history: pd.DataFrame) -> dict:
     """epochs, kept epoch, training minutes and, per validated class, the Dice at the last
     epoch (final), at the kept epoch (kept) and its highest (max)."""
-    kept_rows = history[history["is_best"].astype(bool)]  # as train.plot_curves reads it
-    kept = kept_rows.iloc[-1] if len(kept_rows) else history.iloc[-1]
+    kept = kept_row(history)
+    if kept is None:
+        kept = history.iloc[-1]
     row = {
         "epochs": int(history["epoch"].iloc[-1]),
         "kept_epoch": int(kept["epoch"]),

@@ -61,6 +61,7 @@ from .encoders import check_encoder_source, load_2d_encoder
 from .errors import ConfigError, InputError
 from .infer import autocast_for, blend_windows, sliding_window_logits
 from .io import write_tsv
+from .learning import DICE_PREFIX, dice_classes, kept_row
 from .losses import MarginLabelSmoothing
 from .metrics import dice
 from .sampling import LabelSampler, PatchSubjectsDataset
@@ -368,13 +369,12 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(history["epoch"], history["train_loss"], marker="o", ms=3, label="training")
     ax_loss.plot(history["epoch"], history["val_loss"], marker="o", ms=3, label="validation")
-    dice_columns = [c for c in history.columns if c.startswith("val_dice_") and c != "val_dice_mean"]
-    for column in dice_columns:
-        ax_dice.plot(history["epoch"], history[column], marker="o", ms=3, label=column[len("val_dice_") :])
-    best = history.loc[history["is_best"].astype(bool), "epoch"]
+    for name in dice_classes(history):
+        ax_dice.plot(history["epoch"], history[f"{DICE_PREFIX}{name}"], marker="o", ms=3, label=name)
+    kept = kept_row(history)
     for ax in (ax_loss, ax_dice):
-        if len(best):
-            ax.axvline(best.iloc[-1], color="grey", ls="--", lw=1, label="best model")
+        if kept is not None:
+            ax.axvline(kept["epoch"], color="grey", ls="--", lw=1, label="best model")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
