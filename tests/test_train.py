@@ -371,6 +371,7 @@ def test_checkpoint_of_another_setup_is_refused(reference, records, tmp_path):
     [
         ({"batch_size": 0}, r"training\.batch_size: 0 is less than the minimum of 1"),
         ({"batchnorm_recalibration": -1}, r"training\.batchnorm_recalibration: -1 is less than the minimum of 0"),
+        ({"ema_decay": 1}, r"training\.ema_decay: 1 is greater than or equal to the maximum of 1"),
         ({"label_probabilities": {"background": 1, "liver": 1}}, r"training\.label_probabilities\.tumor"),
         ({"epochs": 3}, r"training\.epochs: unknown key"),
     ],
@@ -463,3 +464,62 @@ def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
     assert net[1].momentum == 0.1 and net.training
     for key in ("0.weight", "0.bias", "1.weight", "1.bias"):
         assert torch.equal(net.state_dict()[key], weights[key])
+
+
+def test_weight_average_is_a_warmed_up_ema_of_the_parameters_with_the_networks_buffers():
+    """After n updates the decay is min(decay, (1 + n) / (10 + n)); the average's
+    parameters follow the closed form, its BatchNorm buffers are the trained network's,
+    and its state round-trips."""
+    from liverseg.weight_average import WeightAverage
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 1), torch.nn.BatchNorm3d(2))
+    average = WeightAverage(net, decay=0.5)
+    expected = net[0].weight.detach().clone()
+    for n in range(4):
+        with torch.no_grad():
+            net[0].weight.add_(1.0)
+            net[1].running_mean.add_(3.0)
+        decay = min(0.5, (1 + n) / (10 + n))
+        assert average.current_decay() == pytest.approx(decay)
+        average.update(net)
+        expected = decay * expected + (1 - decay) * net[0].weight.detach()
+    assert [min(0.5, (1 + n) / (10 + n)) for n in range(4)] == pytest.approx([0.1, 2 / 11, 0.25, 4 / 13])
+    assert torch.allclose(average.averaged[0].weight, expected)
+    assert not torch.allclose(average.averaged[0].weight, net[0].weight)
+    assert torch.equal(average.averaged[1].running_mean, net[1].running_mean)
+    assert not any(p.requires_grad for p in average.averaged.parameters())
+    restored = WeightAverage(net, decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 4
+    assert_same_tensors(restored.averaged.state_dict(), average.averaged.state_dict())
+    with pytest.raises(ValueError, match="decay 1.0 must lie strictly between 0 and 1"):
+        WeightAverage(net, decay=1.0)
+
+
+def test_weight_average_is_validated_kept_and_resumed(reference, records, tmp_path):
+    """With ema_decay, model.pt keeps the average (not the trained weights), and a run
+    resumed after its first epoch ends with the uninterrupted run's average and model."""
+
+    def averaged(**changes) -> TrainingJob:
+        kwargs = variant(**changes)
+        kwargs["training"]["ema_decay"] = 0.9
+        return make_job(kwargs)
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_model(records["train"], records["validation"], averaged(), whole)
+    train_model(records["train"], records["validation"], averaged(max_epochs=1), resumed)
+    train_model(records["train"], records["validation"], averaged(), resumed)
+    final = ckpt(whole)
+    assert final["average"]["updates"] == 9  # 3 epochs of 3 steps
+    # the trained weights are the reference run's (averaging changes no step) ...
+    assert_same_tensors(final["model"], ckpt(reference)["model"])
+    # ... and what is kept is the average of the best epoch
+    kept = load_model(whole / "model.pt")[0].state_dict()
+    best = final["best_state"]
+    assert_same_tensors(kept, best)
+    if final["best_epoch"] == 3:
+        assert_same_tensors(best, final["average"]["weights"])
+    assert not all(torch.equal(kept[k], final["model"][k]) for k in kept)
+    assert_same_tensors(ckpt(resumed)["average"]["weights"], final["average"]["weights"])
+    assert_same_tensors(load_model(resumed / "model.pt")[0].state_dict(), kept)

@@ -6,7 +6,8 @@
   checksum of both (checksums.py). What inference reads: this module imports nothing of
   training, so inference never does.
 - `checkpoint.pt` (CHECKPOINT_FORMAT): everything a run needs to continue after its last
-  completed epoch: weights, optimiser, gradient scaler, the `TrainingState`, and the
+  completed epoch: weights, optimiser, gradient scaler, the weight average where training
+  keeps one (weight_average.py), the `TrainingState`, and the
   states of torch's, NumPy's and Python's random generators, so that a resumed run draws
   what an uninterrupted one would. It records the fingerprint of the setup it was
   written for; one written for another setup, or one that cannot be read, is an
@@ -24,6 +25,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +34,9 @@ from .checksums import DIGEST_KEY, model_digest, verify_model_digest
 from .devices import torch_device
 from .errors import InputError
 from .io import atomic_path
+
+if TYPE_CHECKING:  # inference reads model.pt through this module: it imports no training code
+    from .weight_average import WeightAverage
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -117,16 +122,20 @@ def write_model(path: Path, spec: dict, state: TrainingState) -> None:
         torch.save(payload, tmp)
 
 
-def save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state: TrainingState) -> None:
-    """checkpoint.pt, written atomically, with the random generators' current states."""
-    # An epoch that improved saves its weights once: torch.save writes a shared tensor once
-    # (an AHNet's weights are a third of the checkpoint), and loading shares it again.
-    weights = state.best_state if state.best_epoch == state.epoch else net.state_dict()
+def save_checkpoint(
+    path: Path, fingerprint: dict, net, optimizer, scaler, state: TrainingState, average: WeightAverage | None = None
+) -> None:
+    """checkpoint.pt, written atomically, with the random generators' current states and,
+    where training averages its weights, the average."""
+    # An epoch that improved saves its kept weights once: torch.save writes a shared tensor
+    # once (an AHNet's weights are a third of the checkpoint), and loading shares it again.
+    kept = state.best_state if state.best_epoch == state.epoch else None
     payload = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint,
         "epoch": state.epoch,
-        "model": weights,
+        "model": kept if kept is not None and average is None else net.state_dict(),
+        "average": None if average is None else average.state_dict(kept),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "best_loss": state.best_loss,
@@ -140,9 +149,11 @@ def save_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler, state
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> TrainingState:
-    """Restore `net`, `optimizer`, `scaler` and the random generators from checkpoint.pt;
-    return its TrainingState.
+def load_checkpoint(
+    path: Path, fingerprint: dict, net, optimizer, scaler, average: WeightAverage | None = None
+) -> TrainingState:
+    """Restore `net`, `optimizer`, `scaler`, `average` (where given) and the random
+    generators from checkpoint.pt; return its TrainingState.
 
     Raises InputError when the file cannot be read, was written for another fingerprint
     (naming what changed) or is damaged; each message says to delete it to start over."""
@@ -168,6 +179,8 @@ def load_checkpoint(path: Path, fingerprint: dict, net, optimizer, scaler) -> Tr
         optimizer.load_state_dict(payload["optimizer"])
         if scaler.is_enabled() and payload["scaler"]:
             scaler.load_state_dict(payload["scaler"])
+        if average is not None:
+            average.load_state_dict(payload["average"])
         state = TrainingState(
             epoch=int(payload["epoch"]),
             best_loss=float(payload["best_loss"]),

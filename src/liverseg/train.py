@@ -4,7 +4,8 @@ Patches are drawn by a TorchIO queue with a label sampler (background patches to
 loss is margin-based label smoothing, the optimiser Adam. After every epoch the model is
 validated on whole volumes (Gaussian sliding windows, `infer`), and training stops when
 the validation loss has not improved for `patience` epochs or at `max_epochs`; the
-weights of the lowest validation loss are kept.
+weights of the lowest validation loss are kept. Where `ema_decay` is set, the weights
+validated and kept are an exponential moving average of the trained ones (weight_average.py).
 
 Resume and determinism: `checkpoint.pt` (checkpoints.py) in the output folder is rewritten atomically at
 the end of every epoch, with everything needed to continue. Every epoch starts by seeding
@@ -65,6 +66,7 @@ from .learning import DICE_PREFIX, dice_classes, kept_row
 from .losses import MarginLabelSmoothing
 from .metrics import dice
 from .sampling import LabelSampler, PatchSubjectsDataset
+from .weight_average import WeightAverage
 
 SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a volume
@@ -91,6 +93,7 @@ class TrainingConfig:
     num_workers: int
     keep_checkpoint: bool
     batchnorm_recalibration: int
+    ema_decay: float
 
     @classmethod
     def from_mapping(cls, training: Mapping) -> TrainingConfig:
@@ -248,10 +251,12 @@ def train_model(
     _seed_everything(job.seed)
     net = _build_network(spec, job.encoder_path).to(device)
     criterion, optimizer, scaler = optimisation(net, cfg.learning_rate, job.loss, device)
+    average = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay else None
+    evaluated = average.averaged if average else net  # the weights validated and kept
     state = TrainingState(history=[])
     checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler)
+        state = load_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, average)
         _log(f"resuming from {checkpoint} after epoch {state.epoch}")
 
     with _sigterm_flag() as stop:
@@ -261,13 +266,15 @@ def train_model(
                 start = _on_epoch_start(job.seed, epoch)
                 for group in optimizer.param_groups:  # from the epoch alone, so a resumed run gets the same rate
                     group["lr"] = cfg.epoch_learning_rate(epoch)
-                steps = _train_epoch(net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop)
+                steps = _train_epoch(
+                    net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop, average
+                )
                 if cfg.batchnorm_recalibration:
-                    _recalibrate_on_training_volumes(net, train_records, job, epoch, device)
-                val_loss, val_dice = _validate(net, validation, criterion, spec, job.inference, device, stop)
-                _on_epoch_end(state, epoch, net, optimizer, steps, val_loss, val_dice, start)
+                    _recalibrate_on_training_volumes(evaluated, train_records, job, epoch, device)
+                val_loss, val_dice = _validate(evaluated, validation, criterion, spec, job.inference, device, stop)
+                _on_epoch_end(state, epoch, evaluated, optimizer, steps, val_loss, val_dice, start)
                 if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
-                    save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state)
+                    save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state, average)
                 _log_epoch(state.history[-1], steps)
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
@@ -510,9 +517,11 @@ def run_steps(
     *,
     stop: threading.Event | None = None,
     desc: str = "steps",
+    average: WeightAverage | None = None,
 ) -> StepTimes:
-    """`iterations` optimiser steps on batches popped from `batches`; the time the device
-    spent in steps, and the rest of the loop's time, spent waiting for batches.
+    """`iterations` optimiser steps on batches popped from `batches`, each followed by
+    `average`'s update where given; the time the device spent in steps (and updates), and
+    the rest of the loop's time, spent waiting for batches.
 
     A step's loss is read only after the next step is queued (the progress bar shows the
     previous step's), so on a GPU the host makes the next batch while the current step
@@ -539,6 +548,8 @@ def run_steps(
             raise
         with clock.step():
             losses.append(optimiser_step(net, batch, criterion, optimizer, scaler, device))
+            if average is not None:
+                average.update(net)
         if len(losses) > 1:
             progress.set_postfix(loss=f"{float(losses[-2]):.4f}")
         if stop.is_set():
@@ -560,6 +571,7 @@ def _train_epoch(
     device,
     epoch: int,
     stop: threading.Event,
+    average: WeightAverage | None,
 ) -> StepTimes:
     """`iterations_per_epoch` optimiser steps on batches popped from a fresh queue."""
     return run_steps(
@@ -572,6 +584,7 @@ def _train_epoch(
         device,
         stop=stop,
         desc=f"epoch {epoch}",
+        average=average,
     )
 
 
