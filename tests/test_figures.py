@@ -101,3 +101,31 @@ def test_figure2_follows_the_configured_models_and_postprocessing(tmp_path):
     )
     pixels = mpimg.imread(tmp_path / "fig2.png")
     assert pixels.shape[1] > pixels.shape[0] > 500  # two rows of boxes, wide
+
+
+def test_figure5_labels_never_cover_each_other():
+    """Crowded lesions: the largest is labelled, no two printed labels overlap, and
+    the labels that would have are left out (at most MAX_LABELS in any case)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from liverseg.figures import MAX_LABELS, label_lesions
+
+    lesion_slice = np.zeros((120, 100), np.int32)
+    rows = []
+    for n in range(1, 11):  # ten lesions side by side on one row, two voxels apart
+        lesion_slice[10 * n : 10 * n + 2, 50:52] = n
+        rows.append({"lesion": n, "voxels": 100 - n, "uncertainty": 0.1 * (n % 10), "status": "FP"})
+    lesion_slice[5:8, 90:93] = 11  # one far from the others
+    rows.append({"lesion": 11, "voxels": 1, "uncertainty": 0.5, "status": "TP"})
+    fig, ax = plt.subplots(figsize=(5.5, 5.2))
+    ax.imshow(lesion_slice.T, origin="lower")
+    placed = label_lesions(ax, pd.DataFrame(rows), lesion_slice, plt.get_cmap("plasma"))
+    renderer = fig.canvas.get_renderer()
+    extents = [label.get_window_extent(renderer) for label in placed]
+    assert placed[0].get_text() == "0.10 (FP)"  # the largest lesion's
+    assert len(placed) <= MAX_LABELS
+    assert "0.20 (FP)" not in [label.get_text() for label in placed]  # the second largest, crowded out
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1 :])
+    assert "0.50 (TP)" in [label.get_text() for label in placed]  # the lone lesion keeps its label
+    plt.close(fig)

@@ -327,44 +327,62 @@ def pick_cases(lesions: pd.DataFrame, count: int = 2) -> list[str]:
 
 def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) -> None:
     """Figure 5: per case, the slice through its largest lesion, every lesion on it
-    outlined in the colour of its uncertainty, with the value printed beside it.
+    outlined in the colour of its uncertainty, with the value printed beside the largest.
 
     `cases`: dicts with subject, image (H, W, D), lesions (label map of the table's lesion
     numbers), table (the subject's rows of the lesion table).
     """
     cmap = plt.get_cmap("plasma")
     fig, axes = plt.subplots(1, max(len(cases), 1), figsize=(5.5 * max(len(cases), 1), 5.2), squeeze=False)
+    # the colour bar first: it shrinks the axes, and the labels' overlaps are judged after
+    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    fig.colorbar(mappable, ax=axes[0].tolist(), fraction=0.025, label="lesion uncertainty $L_{unc}$")
     for ax, case in zip(axes[0], cases):
         table = case["table"]
         largest = table.sort_values("voxels").iloc[-1]
         z = int(round(largest["centroid_z"]))
         ax.imshow(case["image"][:, :, z].T, cmap="gray", origin="lower")
-        on_slice = np.unique(case["lesions"][:, :, z])
-        shown = table[table["lesion"].isin(on_slice)].sort_values("voxels", ascending=False)
-        for rank, (_, lesion) in enumerate(shown.iterrows()):
-            mask = case["lesions"][:, :, z] == lesion["lesion"]
-            colour = cmap(float(lesion["uncertainty"]))
-            ax.contour(mask.T, levels=[0.5], colors=[colour], linewidths=1.8)
-            if rank < MAX_LABELS:  # values for the largest lesions only, so that they stay legible
-                ys, xs = np.nonzero(mask.T)
-                ax.annotate(
-                    f"{lesion['uncertainty']:.2f} ({lesion['status']})",
-                    (xs.max() + 2, ys.mean()),
-                    color=colour,
-                    fontsize=8,
-                    fontweight="bold",
-                    va="center",
-                    bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"},
-                )
+        lesion_slice = case["lesions"][:, :, z]
+        shown = table[table["lesion"].isin(np.unique(lesion_slice))].sort_values("voxels", ascending=False)
+        for _, lesion in shown.iterrows():
+            mask = lesion_slice == lesion["lesion"]
+            ax.contour(mask.T, levels=[0.5], colors=[cmap(float(lesion["uncertainty"]))], linewidths=1.8)
+        label_lesions(ax, shown, lesion_slice, cmap)
         ax.set_title(f"{case['subject']}, slice {z}: {len(shown)} of its {len(table)} lesions")
         ax.axis("off")
     if not cases:
         axes[0, 0].text(0.5, 0.5, "no predicted lesion", ha="center", va="center")
         axes[0, 0].axis("off")
-    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-    fig.colorbar(mappable, ax=axes[0].tolist(), fraction=0.025, label="lesion uncertainty $L_{unc}$")
     fig.suptitle(f"Lesion uncertainty on two cases, {pipeline} pipeline, {cohort_name} cohort")
     save(fig, path)
+
+
+def label_lesions(ax, lesions: pd.DataFrame, lesion_slice: np.ndarray, cmap) -> list:
+    """Print uncertainty and status beside the lesions of a slice, largest first, at most
+    MAX_LABELS, leaving out any label that would cover one already printed (crowded
+    lesions made stacks of unreadable values); the printed labels."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for _, lesion in lesions.sort_values("voxels", ascending=False).iterrows():
+        if len(placed) == MAX_LABELS:
+            break
+        ys, xs = np.nonzero((lesion_slice == lesion["lesion"]).T)
+        colour = cmap(float(lesion["uncertainty"]))
+        label = ax.annotate(
+            f"{lesion['uncertainty']:.2f} ({lesion['status']})",
+            (xs.max() + 2, ys.mean()),
+            color=colour,
+            fontsize=8,
+            fontweight="bold",
+            va="center",
+            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"},
+        )
+        extent = label.get_window_extent(renderer)
+        if any(extent.overlaps(other.get_window_extent(renderer)) for other in placed):
+            label.remove()
+        else:
+            placed.append(label)
+    return placed
 
 
 def draw_heldout_uncertainty_figure(lesions_tsv, out_png, *, pipeline: str, cohort_name: str) -> None:
