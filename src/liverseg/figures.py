@@ -343,7 +343,7 @@ def cases_figure(cases: list[dict], path, *, pipeline: str, cohort_name: str) ->
         z = int(round(largest["centroid_z"]))
         ax.imshow(case["image"][:, :, z].T, cmap="gray", origin="lower")
         lesion_slice = case["lesions"][:, :, z]
-        shown = table[table["lesion"].isin(np.unique(lesion_slice))].sort_values("voxels", ascending=False)
+        shown = table[table["lesion"].isin(np.unique(lesion_slice))]
         for _, lesion in shown.iterrows():
             mask = lesion_slice == lesion["lesion"]
             ax.contour(mask.T, levels=[0.5], colors=[cmap(float(lesion["uncertainty"]))], linewidths=1.8)
