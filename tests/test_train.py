@@ -338,6 +338,34 @@ def test_early_stopping(records, tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_validation_interval_trains_the_same_weights_and_keeps_a_validated_epoch(reference, records, tmp_path):
+    """val_interval 2 of 3 epochs validates epochs 2 and 3 only: the same weights are
+    trained, epoch 3 validates as in the reference, only a validated epoch is kept; and
+    patience counts epochs, so early stopping follows the first validation past it."""
+
+    def every_second(**changes) -> TrainingJob:
+        kwargs = variant(**changes)
+        kwargs["training"]["val_interval"] = 2
+        return make_job(kwargs)
+
+    train_model(records["train"], records["validation"], every_second(), tmp_path / "every2")
+    history = pd.read_csv(tmp_path / "every2" / "history.tsv", sep="\t")
+    validated = history["val_loss"].notna()
+    assert validated.tolist() == [False, True, True]
+    assert history.filter(like="val_dice_").iloc[0].isna().all()
+    assert not history["is_best"].iloc[0]
+    assert_same_tensors(ckpt(tmp_path / "every2")["model"], ckpt(reference)["model"])
+    every = pd.read_csv(reference / "history.tsv", sep="\t")
+    assert history.iloc[2]["val_loss"] == every.iloc[2]["val_loss"]
+    assert load_model(tmp_path / "every2" / "model.pt")[1]["best_epoch"] in (2, 3)
+
+    slow = every_second(learning_rate=1e-30, patience=2, max_epochs=10, iterations_per_epoch=1)
+    train_model(records["train"], records["validation"], slow, tmp_path / "stopped")
+    history = pd.read_csv(tmp_path / "stopped" / "history.tsv", sep="\t")
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["is_best"].tolist() == [False, True, False, False]
+
+
 def test_poly_schedule_decays_the_rate_each_epoch(reference, records, tmp_path):
     """nnU-Net's poly decay: the rate of epoch e is lr x (1 - (e - 1) / max_epochs)^0.9,
     as history.tsv records it; constant (the reference) keeps the paper's fixed rate."""

@@ -73,7 +73,7 @@ _ALL_WINDOWS = 2**31  # a sliding-window batch size that holds every window of a
 POLY_EXPONENT = 0.9  # nnU-Net's PolyLRScheduler
 # Keys whose change does not invalidate a checkpoint: they decide when or how fast
 # training runs, not what a given epoch computes.
-RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint")
+RESUMABLE_CHANGES = ("max_epochs", "patience", "num_workers", "keep_checkpoint", "val_interval")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class TrainingConfig:
     keep_checkpoint: bool
     batchnorm_recalibration: int
     ema_decay: float
+    val_interval: int
 
     @classmethod
     def from_mapping(cls, training: Mapping) -> TrainingConfig:
@@ -108,6 +109,11 @@ class TrainingConfig:
         if self.lr_schedule == "constant":
             return self.learning_rate
         return self.learning_rate * (1 - (epoch - 1) / self.max_epochs) ** POLY_EXPONENT
+
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) is validated: every `val_interval`-th and the last,
+        as MONAI's tutorials do; only validated epochs can be kept or stop the training."""
+        return epoch % self.val_interval == 0 or epoch >= self.max_epochs
 
     def sampler_probabilities(self, task: str) -> dict[int, float]:
         """Class index -> patch-centre probability weight, for the task's classes.
@@ -226,8 +232,9 @@ def train_model(
     """Train one model; write model.pt, history.tsv and curves.png to `out_dir`.
 
     Resumes from out_dir/checkpoint.pt when present. Each epoch: `_on_epoch_start` (seeds),
-    the training steps, the BatchNorm recalibration where configured, the validation,
-    `_on_epoch_end` (best weights, history), the checkpoint.
+    the training steps; on a validated epoch (every `val_interval`-th and the last) the
+    BatchNorm recalibration where configured and the validation; `_on_epoch_end` (best
+    weights, history), the checkpoint.
 
     Raises:
         InputError: no training or validation subjects, a subject's files, a checkpoint
@@ -269,13 +276,15 @@ def train_model(
                 steps = _train_epoch(
                     net, dataset, sampler, cfg, criterion, optimizer, scaler, device, epoch, stop, average
                 )
-                if cfg.batchnorm_recalibration:
-                    _recalibrate_on_training_volumes(evaluated, train_records, job, epoch, device)
-                val_loss, val_dice = _validate(evaluated, validation, criterion, spec, job.inference, device, stop)
-                _on_epoch_end(state, epoch, evaluated, optimizer, steps, val_loss, val_dice, start)
+                scores = None  # (loss, Dice per class) of a validated epoch
+                if cfg.validates(epoch):
+                    if cfg.batchnorm_recalibration:
+                        _recalibrate_on_training_volumes(evaluated, train_records, job, epoch, device)
+                    scores = _validate(evaluated, validation, criterion, spec, job.inference, device, stop)
+                _on_epoch_end(state, epoch, evaluated, optimizer, steps, scores, spec["class_names"][1:], start)
                 if cfg.keep_checkpoint or not _finished(state, cfg):  # else the last one would be deleted at once
                     save_checkpoint(checkpoint, fingerprint, net, optimizer, scaler, state, average)
-                _log_epoch(state.history[-1], steps)
+                _log_epoch(state.history[-1], steps, validated=scores is not None)
         except TrainingInterrupted:
             _log(f"SIGTERM: stopped; {checkpoint} holds epoch {state.epoch}; rerun to resume")
             raise SystemExit(SIGTERM_EXIT) from None
@@ -332,16 +341,27 @@ def _recalibrate_on_training_volumes(net, train_records, job: TrainingJob, epoch
 
 
 def _on_epoch_end(
-    state: TrainingState, epoch: int, net, optimizer, steps: StepTimes, val_loss: float, val_dice: dict, start: float
+    state: TrainingState,
+    epoch: int,
+    net,
+    optimizer,
+    steps: StepTimes,
+    scores: tuple | None,
+    class_names: Sequence[str],
+    start: float,
 ) -> None:
-    """Keep the weights of the lowest validation loss, count the epochs since, add the
-    epoch's history row."""
-    improved = state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
+    """On a validated epoch (`scores`: its loss and Dice per class), keep the weights of the
+    lowest validation loss and count the epochs since; add the epoch's history row (an
+    epoch not validated has empty validation columns)."""
+    val_loss, val_dice = scores if scores is not None else (math.nan, dict.fromkeys(class_names, math.nan))
+    improved = scores is not None and (
+        state.best_state is None or (math.isfinite(val_loss) and val_loss < state.best_loss)
+    )
     if improved:
         state.best_loss, state.best_epoch, state.since_best = val_loss, epoch, 0
         state.best_state = cpu_copy(net.state_dict())
-    else:
-        state.since_best += 1
+    elif scores is not None:
+        state.since_best = epoch - state.best_epoch
     state.history.append(
         {
             "epoch": epoch,
@@ -359,10 +379,14 @@ def _on_epoch_end(
     state.epoch = epoch
 
 
-def _log_epoch(row: Mapping, steps: StepTimes) -> None:
+def _log_epoch(row: Mapping, steps: StepTimes, validated: bool) -> None:
+    scores = (
+        f"val loss {row['val_loss']:.4f}, val Dice {row['val_dice_mean']:.3f}{' (best)' if row['is_best'] else ''}"
+        if validated
+        else "not validated"
+    )
     _log(
-        f"epoch {row['epoch']}: train loss {steps.loss:.4f}, val loss {row['val_loss']:.4f}, "
-        f"val Dice {row['val_dice_mean']:.3f}{' (best)' if row['is_best'] else ''}, "
+        f"epoch {row['epoch']}: train loss {steps.loss:.4f}, {scores}, "
         f"waited for data {steps.wait_share:.0%} of the training loop's time"
     )
 

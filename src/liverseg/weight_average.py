@@ -4,7 +4,7 @@ Trained on batches of two patches, an AHNet's weights swing from step to step: i
 validation liver Dice moves by 0.1-0.35 between epochs to the last one, at learning
 rates down to 1e-4 (docs/reproduction.md). The average of the recent steps' weights
 smooths that swing out. Where `training.ema_decay` is above 0, training validates the
-average after each epoch (its BatchNorm statistics re-estimated as the trained
+average after each validated epoch (its BatchNorm statistics re-estimated as the trained
 network's would be) and model.pt keeps the average's best epoch; the optimiser still
 steps the trained network.
 
