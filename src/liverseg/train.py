@@ -392,16 +392,18 @@ def _log_epoch(row: Mapping, steps: StepTimes, validated: bool) -> None:
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
-    """Training and validation loss, and validation Dice per class, against the epoch."""
+    """Training and validation loss, and validation Dice per class, against the epoch (the
+    validated epochs joined)."""
     from matplotlib.ticker import MaxNLocator
 
     from .figures import plt, save
 
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
+    validated = history[history["val_loss"].notna()]  # every `val_interval`-th epoch and the last
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     ax_loss.plot(history["epoch"], history["train_loss"], marker="o", ms=3, label="training")
-    ax_loss.plot(history["epoch"], history["val_loss"], marker="o", ms=3, label="validation")
+    ax_loss.plot(validated["epoch"], validated["val_loss"], marker="o", ms=3, label="validation")
     for name in dice_classes(history):
-        ax_dice.plot(history["epoch"], history[f"{DICE_PREFIX}{name}"], marker="o", ms=3, label=name)
+        ax_dice.plot(validated["epoch"], validated[f"{DICE_PREFIX}{name}"], marker="o", ms=3, label=name)
     kept = kept_row(history)
     for ax in (ax_loss, ax_dice):
         if kept is not None:
