@@ -398,7 +398,8 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
 
     from .figures import plt, save
 
-    validated = history[history["val_loss"].notna()]  # every `val_interval`-th epoch and the last
+    # every `val_interval`-th epoch and the last: the Dice is set there even where the loss diverged
+    validated = history[history[f"{DICE_PREFIX}mean"].notna()]
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     ax_loss.plot(history["epoch"], history["train_loss"], marker="o", ms=3, label="training")
     ax_loss.plot(validated["epoch"], validated["val_loss"], marker="o", ms=3, label="validation")
