@@ -8,8 +8,9 @@ with `--scale 1`) go through the training pipeline of config/demo.yaml's ahnet_m
 (`--paper`: config/config.yaml's, scale 1): every augmentation of the paper
 (`liverseg.augment.training_transform`), the label sampler with the config's class
 weights, the TorchIO queue and loader, the batch size; each popped batch then trains the
-model one step (AHNet forward, margin-based label-smoothing loss, backward, Adam; float16
-autocast and gradient scaling on a GPU) in `liverseg.train.run_steps`, the loop training
+model one step (AHNet forward, margin-based label-smoothing loss, backward, Adam; in the
+config's `training.precision`: float16 with gradient scaling on a GPU, bfloat16 on a CPU
+with native bfloat16) in `liverseg.train.run_steps`, the loop training
 runs, which times the device's steps (CUDA events on a GPU, where the host makes the next
 batch while a step runs) apart from the rest of the loop, the wait for batches (one
 untimed step first).
@@ -78,16 +79,26 @@ class Trainer:
             .to(device)
             .train()
         )
+        self.precision = config["training"].get("precision", "auto")  # demo.yaml takes config.yaml's
         self.criterion, self.optimizer, self.scaler = optimisation(
-            self.net, config["training"]["learning_rate"], config["loss"], device
+            self.net, config["training"]["learning_rate"], config["loss"], device, self.precision
         )
 
     def step(self, batch: dict) -> None:
-        optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device)
+        optimiser_step(self.net, batch, self.criterion, self.optimizer, self.scaler, self.device, self.precision)
 
     def timed_steps(self, batches, steps: int) -> StepTimes:
         """liverseg.train's own loop: the wait for each batch timed apart from its step."""
-        return run_steps(self.net, batches, steps, self.criterion, self.optimizer, self.scaler, self.device)
+        return run_steps(
+            self.net,
+            batches,
+            steps,
+            self.criterion,
+            self.optimizer,
+            self.scaler,
+            self.device,
+            precision=self.precision,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,7 +38,9 @@ def image() -> np.ndarray:
     return (rng.normal(100, 20, (45, 38, 7)) + np.linspace(0, 50, 7)).astype(np.float32)
 
 
-WINDOW = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2}  # the sliding windows, as the config's inference
+# The sliding windows, as the config's inference; in float32, for exact outputs on any CPU
+# ("auto" computes in bfloat16 where the CPU has it natively).
+WINDOW = {"overlap": 0.5, "mode": "gaussian", "sw_batch_size": 2, "precision": "float32"}
 
 
 @pytest.mark.parametrize("mode", ["gaussian", "constant"])
@@ -48,6 +50,15 @@ def test_voxelwise_prediction_is_exact(image, mode):
     expected_foreground = 1 / (1 + np.exp(2 * normalise(image)))  # softmax of (x, -x), class 1
     np.testing.assert_allclose(probs[1], expected_foreground, atol=1e-5)
     np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-5)
+
+
+def test_bfloat16_inference_is_float32_within_its_rounding(image):
+    """inference.precision bfloat16 (what "auto" is on a CPU with native bfloat16): the
+    network computes in bfloat16, the blending and softmax in float32."""
+    exact = predict_volume(VoxelwiseNet(), image, (32, 32, 16), **WINDOW)
+    rounded = predict_volume(VoxelwiseNet(), image, (32, 32, 16), **{**WINDOW, "precision": "bfloat16"})
+    assert rounded.dtype == np.float32 and not np.array_equal(rounded, exact)
+    np.testing.assert_allclose(rounded, exact, atol=0.02)
 
 
 def test_real_network_shape_and_probabilities(image):
@@ -113,7 +124,7 @@ def test_prediction_equals_monai_sliding_window_inference(image):
     torch.manual_seed(0)
     net = build_network("dynunet", 3, (32, 32, 16), None, {"filters": 4}, (0.8, 0.8, 3.0)).eval()
     image = np.concatenate([image, image + 10], axis=2)  # 14 slices: padded to the patch, then cropped
-    probs = predict_volume(net, image, (32, 32, 16), overlap=0.5, mode="gaussian", sw_batch_size=3)
+    probs = predict_volume(net, image, (32, 32, 16), overlap=0.5, mode="gaussian", sw_batch_size=3, precision="float32")
     x = torch.from_numpy(image.astype(np.float32))[None, None]
     x = (x - x.mean()) / x.std()
     with torch.no_grad():

@@ -366,6 +366,28 @@ def test_validation_interval_trains_the_same_weights_and_keeps_a_validated_epoch
     assert history["is_best"].tolist() == [False, True, False, False]
 
 
+def test_bfloat16_training_steps_in_bfloat16_and_keeps_float32_weights(records, tmp_path):
+    """training.precision bfloat16 (what "auto" is on a CPU with native bfloat16): the
+    steps compute in bfloat16, so the losses differ from float32's by its rounding only;
+    the weights stay float32, and model.pt predicts in float32 on any machine."""
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / precision
+        kwargs = variant()
+        kwargs["training"]["precision"] = precision
+        train_model(records["train"], records["validation"], make_job(kwargs), out)
+        losses[precision] = pd.read_csv(out / "history.tsv", sep="\t")["train_loss"].to_numpy()
+    assert not np.array_equal(losses["bfloat16"], losses["float32"])  # the steps were not float32
+    np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=0.05)
+
+    net, spec = load_model(tmp_path / "bfloat16" / "model.pt")
+    assert all(t.dtype == torch.float32 for t in net.state_dict().values() if t.is_floating_point())
+    probs = predict_volume(
+        net, np.asarray(torch.rand(40, 40, 12)), spec["patch_size"], **BASE["inference"], precision="float32"
+    )
+    np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-5)
+
+
 def test_poly_schedule_decays_the_rate_each_epoch(reference, records, tmp_path):
     """nnU-Net's poly decay: the rate of epoch e is lr x (1 - (e - 1) / max_epochs)^0.9,
     as history.tsv records it; constant (the reference) keeps the paper's fixed rate."""
@@ -481,7 +503,8 @@ def test_batchnorm_recalibration_takes_plain_mean_of_whole_volume_statistics():
     rng = np.random.default_rng(0)
     # 8x8x4 volumes, 4x4x4 windows without overlap: four windows tile each volume
     images = [(rng.normal(size=(8, 8, 4)) * (n + 1) + 50 * n).astype(np.float32) for n in range(3)]
-    recalibrate_batchnorm(net, iter(images), (4, 4, 4), {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
+    window = {"overlap": 0.0, "mode": "constant", "precision": "float32"}  # exact statistics on any CPU
+    recalibrate_batchnorm(net, iter(images), (4, 4, 4), window, torch.device("cpu"))
 
     with torch.no_grad():
         features = [net[0](torch.from_numpy(normalise(image))[None, None]) for image in images]

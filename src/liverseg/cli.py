@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import schema_default
+from .config import schema_choices, schema_default
 from .errors import InputError
 
 
@@ -38,7 +38,12 @@ def _predict(args) -> None:
     from .ensemble import predict_images
 
     postprocess = {"dilation_mm": args.dilation_mm, "closing_mm": args.closing_mm}
-    inference = {"overlap": args.overlap, "mode": schema_default("inference.mode"), "sw_batch_size": args.sw_batch_size}
+    inference = {
+        "overlap": args.overlap,
+        "mode": schema_default("inference.mode"),
+        "sw_batch_size": args.sw_batch_size,
+        "precision": args.precision,
+    }
     table = predict_images(
         args.models,
         args.input,
@@ -106,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, help="output folder: one segmentation per image, lesions.tsv")
     _configured(predict, "--overlap", float, "inference.overlap", "sliding-window overlap")
     _configured(predict, "--sw-batch-size", int, "inference.sw_batch_size", "sliding windows per forward pass")
+    predict.add_argument(
+        "--precision",
+        choices=schema_choices("inference.precision"),
+        default=schema_default("inference.precision"),
+        help="what the networks compute in: auto = float16 on CUDA, bfloat16 on a CPU with native bfloat16 "
+        "(AVX-512 BF16, AMX), else float32 (default %(default)s: inference.precision)",
+    )
     _configured(predict, "--dilation-mm", float, "postprocess.dilation_mm", "post-processing step 2 radius")
     _configured(predict, "--closing-mm", float, "postprocess.closing_mm", "post-processing step 3 radius")
     predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")

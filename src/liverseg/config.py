@@ -87,13 +87,23 @@ def _check_imagenet_encoder(ahnet: dict) -> None:
 def schema_default(key: str, schema_path: str | os.PathLike = SCHEMA_PATH):
     """The schema's default of a key path such as "inference.overlap" (KeyError naming the
     key when the schema gives it none)."""
+    return copy.deepcopy(_schema_entry(key, "default", schema_path))  # the cached schema stays as read
+
+
+def schema_choices(key: str, schema_path: str | os.PathLike = SCHEMA_PATH) -> tuple:
+    """The values the schema allows for a key path such as "inference.mode" (its enum;
+    KeyError naming the key when it has none)."""
+    return tuple(_schema_entry(key, "enum", schema_path))
+
+
+def _schema_entry(key: str, entry: str, schema_path: str | os.PathLike):
     node = _schema(str(schema_path))
     try:
         for part in key.split("."):
             node = node["properties"][part]
-        return copy.deepcopy(node["default"])  # the cached schema stays as read
+        return node[entry]
     except KeyError:
-        raise KeyError(f"{key}: no default in {schema_path}") from None
+        raise KeyError(f"{key}: no {entry} in {schema_path}") from None
 
 
 @lru_cache

@@ -10,7 +10,6 @@ the borders of each patch where the network sees little context.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from .augment import normalise
+from .devices import autocast_for
 from .errors import InputError
 
 BLEND_MODES = ("gaussian", "constant")
@@ -25,13 +25,6 @@ BLEND_MODES = ("gaussian", "constant")
 
 def model_device(net: torch.nn.Module) -> torch.device:
     return next(net.parameters()).device
-
-
-def autocast_for(device: torch.device):
-    """Mixed precision on CUDA; a no-op context on the CPU (float32 throughout)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def sliding_window_logits(
@@ -43,6 +36,7 @@ def sliding_window_logits(
     mode: str,
     sw_batch_size: int,
     device: torch.device | str | None = None,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Blended network outputs (logits) for a raw image (H, W, D), the network in eval mode:
     a float32 tensor (1, C, H, W, D) on `device` (default: the network's device, where the
@@ -56,16 +50,17 @@ def sliding_window_logits(
         mode: "gaussian" or "constant" blending (`inference.mode`).
         sw_batch_size: windows per forward pass (`inference.sw_batch_size`).
         device: where the network runs (None: where it is).
+        precision: what autocast computes in (`inference.precision`, devices.autocast_dtype):
+            "auto" is float16 on CUDA, bfloat16 on a CPU with native bfloat16, else float32.
 
     Raises:
-        InputError: a bad image, patch size, overlap, mode or batch size.
+        InputError: a bad image, patch size, overlap, mode, batch size or precision.
     """
     was_training = net.training
     net.eval()
     try:
-        return blend_windows(
-            net, image, patch_size, overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device
-        )
+        window = dict(overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device, precision=precision)
+        return blend_windows(net, image, patch_size, **window)
     finally:
         net.train(was_training)
 
@@ -79,6 +74,7 @@ def blend_windows(
     mode: str,
     sw_batch_size: int,
     device: torch.device | str | None = None,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """`sliding_window_logits` in the network's current mode, without gradients (in train
     mode, BatchNorm normalises each batch of `sw_batch_size` windows by its own statistics)."""
@@ -95,7 +91,7 @@ def blend_windows(
     tensor = torch.from_numpy(data)[None, None].to(device)
 
     def predictor(x: torch.Tensor) -> torch.Tensor:
-        with autocast_for(device):
+        with autocast_for(device, precision):
             return net(x).float()
 
     with torch.no_grad():
@@ -121,12 +117,12 @@ def predict_volume(
     mode: str,
     sw_batch_size: int,
     device: torch.device | str | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Softmax probabilities (C, H, W, D), float32, for a raw image (H, W, D); arguments as
     `sliding_window_logits`."""
-    logits = sliding_window_logits(
-        net, image, patch_size, overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device
-    )
+    window = dict(overlap=overlap, mode=mode, sw_batch_size=sw_batch_size, device=device, precision=precision)
+    logits = sliding_window_logits(net, image, patch_size, **window)
     return torch.softmax(logits, dim=1)[0].cpu().numpy()
 
 
