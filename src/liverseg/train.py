@@ -139,8 +139,8 @@ class TrainingJob:
         training: the `training` section.
         loss: the `loss` section (margin, alpha, dice_weight).
         augmentation: the `augmentation` section (a probability per augmentation).
-        inference: the `inference` section (overlap, mode, sw_batch_size), for the
-            validation's sliding windows and the BatchNorm recalibration.
+        inference: the `inference` section (overlap, mode, sw_batch_size, precision), for
+            the validation's sliding windows and the BatchNorm recalibration.
         ahnet: the `ahnet` section (layers, psp_block_num, encoder, imagenet_weights).
         dynunet: the `dynunet` section (filters).
         median_spacing: the training subjects' median voxel spacing (DynUNet's plan).
