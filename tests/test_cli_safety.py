@@ -614,3 +614,15 @@ def test_predict_and_evaluate_still_work(data, tmp_path):
     assert sorted(os.listdir(tmp_path / "seg")) == ["im0.nii.gz", "im1.nii.gz", "lesions.tsv"]
     run = succeeds(data, "evaluate", "--pred", "pred", "--gt", "gt", "--out", str(tmp_path / "m.tsv"))
     assert "2 subjects evaluated" in run.stdout
+
+
+def test_predict_computes_in_the_precision_asked(data, tmp_path):
+    """--precision (inference.precision): float32 and bfloat16 both segment every image; a
+    precision the schema does not know is refused before any output is written."""
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / precision
+        succeeds(data, *PREDICT, "--precision", precision, "--input", "img", "--output", str(out))
+        assert sorted(os.listdir(out)) == ["im0.nii.gz", "im1.nii.gz", "lesions.tsv"]
+    run = liverseg(data, *PREDICT, "--precision", "half", "--input", "img", "--output", str(tmp_path / "half"))
+    assert run.returncode == 2 and "invalid choice: 'half'" in run.stderr, run.stderr
+    assert not (tmp_path / "half").exists()
