@@ -36,7 +36,7 @@ import torchio as tio
 from common import OUT_DIR, exit_status, load_config, summary_row
 
 from liverseg.cohort import scan_dataset
-from liverseg.config import out_channels
+from liverseg.config import out_channels, schema_default
 from liverseg.io import write_tsv
 from liverseg.nets import build_network
 from liverseg.synthetic import write_synthetic_cohort
@@ -79,7 +79,8 @@ class Trainer:
             .to(device)
             .train()
         )
-        self.precision = config["training"].get("precision", "auto")  # demo.yaml takes config.yaml's
+        # demo.yaml, read as written, lacks the key: the workflow takes it from config.yaml
+        self.precision = config["training"].get("precision", schema_default("training.precision"))
         self.criterion, self.optimizer, self.scaler = optimisation(
             self.net, config["training"]["learning_rate"], config["loss"], device, self.precision
         )

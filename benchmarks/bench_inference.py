@@ -19,6 +19,10 @@ cost does not depend on them.
   it is (the same weights), the same patch size, overlap, mode and sw_batch_size, on the
   z-normalised volume, then a softmax (under autocast on a GPU, as liverseg does).
 
+Both sides compute in float16 on a GPU and in float32 on the CPU, whatever
+`inference.precision` makes of the CPU: MONAI's call has no bfloat16 of its own, and what
+is compared is the inference's implementation, not its precision.
+
 Each runs in a fresh process (multiprocessing "spawn"; with `--repeat`, alternating), so
 its peak resident set size (VmHWM: interpreter, torch, MONAI, TorchIO, network, the volume
 and everything the inference allocates) is its own; on a GPU, torch.cuda.max_memory_allocated
@@ -95,7 +99,8 @@ def network(cfg: dict, name: str) -> torch.nn.Module:
         window_layers=False,
     )
     noise = np.random.default_rng(0).standard_normal(cfg["patch_size"], dtype=np.float32)
-    recalibrate_batchnorm(net, [noise], cfg["patch_size"], {"overlap": 0.0, "mode": "constant"}, torch.device("cpu"))
+    window = {"overlap": 0.0, "mode": "constant", "precision": "float32"}
+    recalibrate_batchnorm(net, [noise], cfg["patch_size"], window, torch.device("cpu"))
     return (use_window_layers(net) if name == "liverseg" else net).eval()
 
 
@@ -108,6 +113,7 @@ def liverseg_infer(net, image, cfg, device):
         mode=cfg["mode"],
         sw_batch_size=cfg["sw_batch_size"],
         device=device,
+        precision="auto" if device.type == "cuda" else "float32",  # as monai_infer's autocast
     )
 
 
