@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from liverseg.metrics import METRIC_KEYS
 from liverseg.stats import compare_pipelines
 from liverseg.tables import (
     BEST_MARK,
+    dice_by_phase,
     table1,
     table2,
     table2_values,
@@ -282,3 +284,59 @@ def test_lesion_detection_table_counts_each_pipelines_lesions_by_diameter(tmp_pa
     assert multiclass["recall"].tolist() == pytest.approx([0.0, 1.0, 0.5, 2 / 3])
     assert tsv[tsv["pipeline"] == "dynunet"]["recall"].isna().tolist() == [False, True, True, True]
     assert "Held-out lesions detected" in (tmp_path / "d.md").read_text()
+
+
+def test_dice_by_phase_means_each_phase_per_set_and_pipeline(tmp_path):
+    """Each set has its own phases (held-out images may reuse training names), only the
+    held-out ensemble's rows count, and a subject without a phase is named."""
+    from liverseg.workflow.jobs import phase_table_job
+
+    cv = pd.DataFrame({"subject": ["im0", "im1", "im2"], "liver_dice": [0.9, 0.7, 0.8], "tumor_dice": [0.6, 0.0, 0.2]})
+    heldout = pd.DataFrame(
+        {
+            "subject": ["im0", "im0", "im1"],
+            "model": ["ensemble", "fold1", "ensemble"],
+            "liver_dice": [0.95, 0.1, 0.85],
+            "tumor_dice": [0.5, 0.0, 0.1],
+        }
+    )
+    phases = {"cross-validation": {"im0": "A", "im1": "P", "im2": "A"}, "held-out": {"im0": "P", "im1": "P"}}
+    table = dice_by_phase({("cross-validation", "multiclass"): cv, ("held-out", "multiclass"): heldout}, phases)
+    rows = {(r.set, r.phase): r for r in table.itertuples(index=False)}
+    assert list(rows) == [
+        ("cross-validation", "A"),
+        ("cross-validation", "P"),
+        ("cross-validation", "all"),
+        ("held-out", "P"),
+        ("held-out", "all"),
+    ]
+    a = table.iloc[0]
+    assert a["subjects"] == 2
+    assert a["Multi-class AHNet liver Dice"] == pytest.approx(0.85)
+    assert a["Multi-class AHNet tumour Dice"] == pytest.approx(0.4)
+    held = table[(table["set"] == "held-out") & (table["phase"] == "P")].iloc[0]
+    assert held["subjects"] == 2 and held["Multi-class AHNet liver Dice"] == pytest.approx(0.9)
+    with pytest.raises(InputError, match=r"subjects without a contrast phase: \['im2'\]"):
+        dice_by_phase({("cross-validation", "dynunet"): cv}, {"cross-validation": {"im0": "A", "im1": "P"}})
+
+    # The job: phases from cohort.tsv and from the held-out patient_info JSON ("N" or "imN" keys).
+    cv.to_csv(tmp_path / "cv.tsv", sep="\t", index=False)
+    heldout.to_csv(tmp_path / "heldout.tsv", sep="\t", index=False)
+    pd.DataFrame({"subject": ["im0", "im1", "im2"], "phase": ["A", "P", "A"]}).to_csv(
+        tmp_path / "cohort.tsv", sep="\t", index=False
+    )
+    info = {"0": {"contrast_phase": "portal"}, "im1": {"contrast_phase": "delayed"}}
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    metrics = {"cross-validation/dynunet": tmp_path / "cv.tsv", "held-out/dynunet": tmp_path / "heldout.tsv"}
+    phase_table_job(metrics, tmp_path / "cohort.tsv", tmp_path / "phase_dice", tmp_path / "info.json")
+    written = pd.read_csv(tmp_path / "phase_dice.tsv", sep="\t")
+    assert list(zip(written["set"], written["phase"])) == [
+        ("cross-validation", "A"),
+        ("cross-validation", "P"),
+        ("cross-validation", "all"),
+        ("held-out", "D"),
+        ("held-out", "P"),
+        ("held-out", "all"),
+    ]
+    assert written.loc[3, "DynUNet liver Dice"] == pytest.approx(0.85)
+    assert "| held-out | P | 1 | 0.95 | 0.5 |" in (tmp_path / "phase_dice.md").read_text()

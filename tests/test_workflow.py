@@ -192,7 +192,7 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_dag):
     tables += [f"table3_tests.{x}" for x in ("tsv", "md", "tex")]
     tables += [
         f"{stem}.{x}"
-        for stem in ("lesion_uncertainty", "heldout_scores", "lesion_detection", "learning")
+        for stem in ("lesion_uncertainty", "heldout_scores", "lesion_detection", "learning", "phase_dice")
         for x in ("tsv", "md")
     ]
     figures = [
@@ -394,6 +394,7 @@ def test_report_gathers_tables_and_figures(tiny_dag):
         "tables/heldout_scores.md",
         "tables/lesion_detection.md",
         "tables/learning.md",
+        "tables/phase_dice.md",
         "figures/fig1_spacing.png",
         "figures/fig2_pipelines.png",
         "figures/fig3_boxes.png",

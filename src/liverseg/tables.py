@@ -232,6 +232,39 @@ def _p(p: float) -> str:
     return "–" if p is None or math.isnan(p) else f"{p:.1e}"
 
 
+# ------------------------------------------------------------------- Dice by contrast phase
+
+
+def dice_by_phase(
+    metrics: Mapping[tuple[str, str], pd.DataFrame], phases: Mapping[str, Mapping[str, str]]
+) -> pd.DataFrame:
+    """Mean liver and tumour Dice per contrast phase: one row per (set, phase) with its
+    subject count, and an "all" row per set; two columns per pipeline.
+
+    `metrics` maps (set, pipeline) to a per-subject metrics frame (subject, liver_dice,
+    tumor_dice; a held-out frame's `model` column selects its "ensemble" rows);
+    `phases[set]` maps that set's subjects to phase codes (a set of its own, as held-out
+    images may reuse the training images' names). Why: the phases differ in what the
+    tumours look like (bright in the arterial phase, washed out later), and one mean
+    over all of them hides a phase the models miss.
+    """
+    table: dict[tuple[str, str], dict] = {}
+    for (split, pipeline), frame in metrics.items():
+        if "model" in frame.columns:
+            frame = frame[frame["model"] == "ensemble"]
+        missing = sorted(set(frame["subject"]) - set(phases[split]))
+        if missing:
+            raise InputError(f"{split} {pipeline}: subjects without a contrast phase: {missing}")
+        phase = frame["subject"].map(phases[split])
+        label = PIPELINE_LABELS.get(pipeline, pipeline)
+        for code, group in [(p, frame[phase == p]) for p in PHASES] + [("all", frame)]:
+            if len(group):
+                row = table.setdefault((split, code), {"set": split, "phase": code, "subjects": len(group)})
+                row[f"{label} liver Dice"] = group["liver_dice"].mean()
+                row[f"{label} tumour Dice"] = group["tumor_dice"].mean()
+    return pd.DataFrame(list(table.values()))
+
+
 # ------------------------------------------------------------------------------ writing
 
 

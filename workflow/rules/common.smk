@@ -30,7 +30,12 @@ def heldout_images():
         if not config["dataset"]["synthetic"]["heldout"]:
             return None
         base = f"{RESULTS}/synthetic"
-        return {"input": base, "images": f"{base}/test/imagesTs", "labels": f"{base}/test_labels"}
+        return {
+            "input": base,
+            "images": f"{base}/test/imagesTs",
+            "labels": f"{base}/test_labels",
+            "info": f"{base}/test/patient_info_test.json",
+        }
     if config["dataset"]["test_images"]:
         images = config["dataset"]["test_images"]
         return {"input": images, "images": images, "labels": config["dataset"]["test_labels"]}
@@ -38,6 +43,7 @@ def heldout_images():
 
 
 HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
+HELDOUT.setdefault("info", None)  # the held-out images' contrast phases, where known
 
 
 def get_encoder(wildcards):
@@ -103,6 +109,16 @@ def get_heldout_lesion_tables():
     return expand(f"{RESULTS}/lesions/heldout_{{pipeline}}.tsv", pipeline=PIPELINE_NAMES)
 
 
+def get_phase_table_metrics():
+    """The metrics that the Dice-by-phase table reads, keyed "set/pipeline": every
+    pipeline's post-processed cross-validation, and its held-out ensemble where the
+    held-out images have labels and known phases."""
+    metrics = {f"cross-validation/{p}": f"{RESULTS}/metrics/{p}_postprocessed.tsv" for p in PIPELINE_NAMES}
+    if HELDOUT["labels"] and HELDOUT["info"]:
+        metrics.update({f"held-out/{p}": f"{RESULTS}/metrics/heldout_{p}.tsv" for p in PIPELINE_NAMES})
+    return metrics
+
+
 def get_final_outputs():
     """Every table and figure of the paper, the training curves and the learning table."""
     outputs = [
@@ -116,7 +132,11 @@ def get_final_outputs():
     if set(PIPELINE_NAMES) & set(FIGURE2_PIPELINES):
         outputs.append(f"{RESULTS}/figures/fig2_pipelines.png")
     if PIPELINE_NAMES:
-        outputs += [f"{RESULTS}/tables/table2_metrics.md", f"{RESULTS}/tables/lesion_uncertainty.md"]
+        outputs += [
+            f"{RESULTS}/tables/table2_metrics.md",
+            f"{RESULTS}/tables/lesion_uncertainty.md",
+            f"{RESULTS}/tables/phase_dice.md",
+        ]
         outputs += expand(
             f"{RESULTS}/figures/fig{{n}}_{{pipeline}}.png", n=["4_uncertainty", "5_cases"], pipeline=PIPELINE_NAMES
         )

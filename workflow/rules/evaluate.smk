@@ -105,6 +105,29 @@ rule heldout_table:
         "../scripts/heldout_table.py"
 
 
+rule phase_table:
+    input:
+        **get_phase_table_metrics(),
+        cohort=f"{RESULTS}/cohort/cohort.tsv",
+    output:
+        report(
+            multiext(f"{RESULTS}/tables/phase_dice", ".tsv", ".md"),
+            caption="../report/phase_dice.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/phase_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rules/phase_table.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        heldout_info=HELDOUT["info"] if HELDOUT["labels"] else None,
+        cohort_name=COHORT_NAME,
+    script:
+        "../scripts/phase_table.py"
+
+
 rule heldout_lesions:
     """The ensemble's held-out lesions, TP or FP against the held-out labels, and the
     labels' lesions, detected or not: scored here, after the ensemble rule, which (the

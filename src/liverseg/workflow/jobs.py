@@ -235,6 +235,29 @@ def heldout_table_job(tsvs, stem) -> None:
     )
 
 
+def phase_table_job(metrics: dict[str, str], cohort_tsv, stem, heldout_info=None) -> None:
+    """Mean liver and tumour Dice per contrast phase and pipeline. METRICS maps
+    "set/pipeline" to a metrics TSV: the cross-validation's post-processed metrics, phased
+    by cohort.tsv, and the held-out ensemble's, phased by HELDOUT_INFO (the held-out
+    images' patient_info JSON)."""
+    import pandas as pd
+
+    from ..cohort import read_phases
+    from ..tables import dice_by_phase
+
+    cohort = pd.read_csv(cohort_tsv, sep="\t", dtype=str)
+    phases = {"cross-validation": dict(zip(cohort["subject"], cohort["phase"], strict=True))}
+    if heldout_info:
+        phases["held-out"] = read_phases(Path(heldout_info))
+    frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
+    _write_summary_table(
+        dice_by_phase(frames, phases),
+        stem,
+        "Mean Dice per contrast phase (A arterial, D delayed, NC no contrast, P portal, U unknown): "
+        "the cross-validation subjects, post-processed, and the held-out five-fold ensemble",
+    )
+
+
 def heldout_lesions_job(ensemble_dir, labels_dir, out_tsv, truth_tsv) -> None:
     """The ensemble's held-out lesion table (ensemble_dir/lesions.tsv, written without
     labels) with each lesion's status, TP or FP, from the held-out labels; and the
