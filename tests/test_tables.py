@@ -322,9 +322,13 @@ def test_dice_by_phase_means_each_phase_per_set_and_pipeline(tmp_path):
     # The job: phases from cohort.tsv and from the held-out patient_info JSON ("N" or "imN" keys).
     cv.to_csv(tmp_path / "cv.tsv", sep="\t", index=False)
     heldout.to_csv(tmp_path / "heldout.tsv", sep="\t", index=False)
-    pd.DataFrame({"subject": ["im0", "im1", "im2"], "phase": ["A", "P", "A"]}).to_csv(
-        tmp_path / "cohort.tsv", sep="\t", index=False
-    )
+    cohort = {
+        "subject": ["im0", "im1", "im2"],
+        "phase": ["A", "P", "A"],
+        "spacing": ["1,1,2"] * 3,
+        "shape": ["8,8,4"] * 3,
+    }
+    pd.DataFrame(cohort).to_csv(tmp_path / "cohort.tsv", sep="\t", index=False)
     info = {"0": {"contrast_phase": "portal"}, "im1": {"contrast_phase": "delayed"}}
     (tmp_path / "info.json").write_text(json.dumps(info))
     metrics = {"cross-validation/dynunet": tmp_path / "cv.tsv", "held-out/dynunet": tmp_path / "heldout.tsv"}

@@ -38,12 +38,14 @@ def heldout_images():
         }
     if config["dataset"]["test_images"]:
         images = config["dataset"]["test_images"]
-        return {"input": images, "images": images, "labels": config["dataset"]["test_labels"]}
+        return {"input": images, "images": images, "labels": config["dataset"]["test_labels"], "info": None}
     return None
 
 
-HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None}
-HELDOUT.setdefault("info", None)  # the held-out images' contrast phases, where known
+# "info": the held-out images' patient_info JSON (their contrast phases), where known
+HELDOUT = heldout_images() or {"input": [], "images": None, "labels": None, "info": None}
+# The held-out phases that score anything: where the held-out images also have labels
+HELDOUT_PHASES = HELDOUT["info"] if HELDOUT["labels"] else None
 
 
 def get_encoder(wildcards):
@@ -114,7 +116,7 @@ def get_phase_table_metrics():
     pipeline's post-processed cross-validation, and its held-out ensemble where the
     held-out images have labels and known phases."""
     metrics = {f"cross-validation/{p}": f"{RESULTS}/metrics/{p}_postprocessed.tsv" for p in PIPELINE_NAMES}
-    if HELDOUT["labels"] and HELDOUT["info"]:
+    if HELDOUT_PHASES:
         metrics.update({f"held-out/{p}": f"{RESULTS}/metrics/heldout_{p}.tsv" for p in PIPELINE_NAMES})
     return metrics
 

@@ -122,7 +122,7 @@ rule phase_table:
     conda:
         "../../envs/analysis.yaml"
     params:
-        heldout_info=HELDOUT["info"] if HELDOUT["labels"] else None,
+        heldout_info=HELDOUT_PHASES,
         cohort_name=COHORT_NAME,
     script:
         "../scripts/phase_table.py"

@@ -240,13 +240,10 @@ def phase_table_job(metrics: dict[str, str], cohort_tsv, stem, heldout_info=None
     "set/pipeline" to a metrics TSV: the cross-validation's post-processed metrics, phased
     by cohort.tsv, and the held-out ensemble's, phased by HELDOUT_INFO (the held-out
     images' patient_info JSON)."""
-    import pandas as pd
-
     from ..cohort import read_phases
     from ..tables import dice_by_phase
 
-    cohort = pd.read_csv(cohort_tsv, sep="\t", dtype=str)
-    phases = {"cross-validation": dict(zip(cohort["subject"], cohort["phase"], strict=True))}
+    phases = {"cross-validation": {r["subject"]: r["phase"] for r in read_cohort(cohort_tsv)}}
     if heldout_info:
         phases["held-out"] = read_phases(Path(heldout_info))
     frames = {tuple(key.split("/")): _read_metrics(path) for key, path in metrics.items()}
